@@ -14,5 +14,7 @@ int luaopen_lgrpc_core(lua_State *L)
   lua_setfield(L, -2, "codec");
   lgrpc_lua_open_net(L);
   lua_setfield(L, -2, "net");
+  lgrpc_lua_open_json(L);
+  lua_setfield(L, -2, "json");
   return 1;
 }
