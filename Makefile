@@ -27,7 +27,7 @@ CORE_SRC := $(sort $(wildcard core/*.c))
 CORE_HDR := $(wildcard core/*.h)
 CORE_OBJ := $(patsubst core/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 
-.PHONY: all deps check demo bench clean asan fuzz
+.PHONY: all deps check demo bench clean rock rock-install
 all: $(BUILD)/lgrpc/core.so
 
 $(BUILD)/obj/%.o: core/%.c $(CORE_HDR)
@@ -56,3 +56,14 @@ bench: deps all
 
 clean:
 	rm -rf build
+
+# luarocks (lgrpc-scm-1.rockspec, build.type "make") builds with `make rock` and installs with
+# `make rock-install`, passing its own Lua headers and install directories.
+ROCK_BUILD = build/rock-$(notdir $(LUA_INCDIR))
+rock:
+	@$(MAKE) --no-print-directory BUILD=$(ROCK_BUILD) LUA_INC=-I$(LUA_INCDIR) $(ROCK_BUILD)/lgrpc/core.so
+
+rock-install:
+	install -d $(INST_LIBDIR)/lgrpc $(INST_LUADIR)
+	install -m 755 $(ROCK_BUILD)/lgrpc/core.so $(INST_LIBDIR)/lgrpc/core.so
+	cd lua && find lgrpc -name '*.lua' -exec install -D -m 644 {} $(INST_LUADIR)/{} \;
