@@ -28,6 +28,7 @@ build = {
   install_variables = {
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
   },
   install = { bin = { lgrpc = "bin/lgrpc" } },
 }
