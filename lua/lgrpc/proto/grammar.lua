@@ -1,0 +1,364 @@
+-- lgrpc.proto.grammar: the .proto language (proto2 and proto3, as protoc 3.21 accepts it) as one
+-- LPeg grammar. Owns lexing and syntax: one rule per production of the protobuf language spec,
+-- an explicit skip rule between tokens, captures that build the parse tree during the match, and
+-- a byte position on every node for error messages. It never resolves names or checks meaning
+-- (that is lgrpc.proto.compiler) and never reads files (lgrpc.proto.loader).
+local lpeg = require "lpeg"
+
+local P, R, S, V = lpeg.P, lpeg.R, lpeg.S, lpeg.V
+local C, Cc, Cp, Ct, Cg, Cf, Cmt = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cf, lpeg.Cmt
+
+local M = {}
+
+-- protoc 3.21 accepts 31 nested messages (groups included) and refuses the 32nd, without a
+-- line number in its message.
+M.max_depth = 31
+-- Aggregate (text-format) option values: protoc's text parser stops at 100 levels.
+M.max_aggregate_depth = 100
+
+-- Deeply nested input needs call entries on LPeg's own (heap) stack; the depth checks below
+-- stop well before this.
+lpeg.setmaxstack(math.max(10000, 0))
+
+---------------------------------------------------------------------------------------------
+-- Positions: byte offset -> line, column as protoc counts them (1-based; a tab advances the
+-- column to the next multiple of 8).
+function M.position(src, pos)
+  local line, line_start = 1, 1
+  local i = 1
+  while true do
+    local nl = src:find("\n", i, true)
+    if not nl or nl >= pos then break end
+    line = line + 1
+    line_start = nl + 1
+    i = nl + 1
+  end
+  local col = 0
+  for k = line_start, math.min(pos, #src + 1) - 1 do
+    if src:byte(k) == 9 then col = col + 8 - col % 8 else col = col + 1 end
+  end
+  return line, col + 1
+end
+
+-- A syntax error raised inside the match; parse() turns it into "name:line:col: msg".
+local function raise(pos, msg)
+  error({ lgrpc_syntax = true, pos = pos, msg = msg }, 0)
+end
+
+---------------------------------------------------------------------------------------------
+-- Lexical elements
+local digit, hexdigit, octdigit = R"09", R("09", "af", "AF"), R"07"
+local letter = R("az", "AZ") + P"_"
+local idchar = letter + digit
+
+local newline = P"\n"
+local line_comment = P"//" * (1 - newline) ^ 0
+local block_comment = P"/*" * (1 - P"*/") ^ 0 *
+  (P"*/" + Cmt(Cp(), function(_, _, p) raise(p, "End-of-file inside block comment.") end))
+local skip = (S" \t\r\n\v\f" + line_comment + block_comment) ^ 0
+
+-- raising alternative: the last resort after a committed choice, as protoc reports it
+local function fail(msg)
+  return Cmt(Cp(), function(_, _, p) raise(p, msg) end)
+end
+local function expect(patt, msg, ctx)
+  -- at end of input inside a block protoc names the block instead
+  if ctx then
+    return patt + Cmt(Cp(), function(s, _, p)
+      if p > #s then raise(p, "Reached end of input in " .. ctx .. " definition (missing '}').") end
+      raise(p, type(msg) == "function" and msg() or msg)
+    end)
+  end
+  return patt + fail(msg)
+end
+
+local function sym(s) return P(s) * skip end
+local function kw(w) return P(w) * -idchar * skip end
+
+local ident = C(letter * idchar ^ 0) * skip
+local identp = Cp() * ident -- position, name
+
+-- numbers, as protoc's tokenizer reads them (text kept; the compiler converts)
+local exponent = S"eE" * S"+-" ^ -1 * digit ^ 1
+local float_lit = (digit ^ 1 * P"." * digit ^ 0 * exponent ^ -1 + P"." * digit ^ 1 * exponent ^ -1 +
+  digit ^ 1 * exponent) * -idchar
+local hex_lit = P"0" * S"xX" * hexdigit ^ 1
+local oct_lit = P"0" * octdigit ^ 1
+local dec_lit = R"19" * digit ^ 0 + P"0"
+local int_lit = (hex_lit + oct_lit + dec_lit) * -(idchar + P".")
+
+-- strings: every escape protoc's tokenizer knows, decoded to bytes here
+local simple_escapes = {
+  a = "\a", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t", v = "\v",
+  ["\\"] = "\\", ["?"] = "?", ["'"] = "'", ['"'] = '"',
+}
+local function utf8_char(cp)
+  if cp < 0x80 then return string.char(cp) end
+  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64) end
+  if cp < 0x10000 then
+    return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+  end
+  return string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+    0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+local escape = P"\\" * (
+  C(S"abfnrtv\\?'\"") / simple_escapes +
+  C(octdigit * octdigit ^ -2) / function(o) return string.char(tonumber(o, 8) % 256) end +
+  S"xX" * C(hexdigit * hexdigit ^ -1) / function(h) return string.char(tonumber(h, 16)) end +
+  P"u" * C(hexdigit * hexdigit * hexdigit * hexdigit) / function(h) return utf8_char(tonumber(h, 16)) end +
+  P"U" * C(P"00" * hexdigit * hexdigit * hexdigit * hexdigit * hexdigit * hexdigit) /
+    function(h) return utf8_char(tonumber(h, 16)) end +
+  Cmt(Cp(), function(_, _, p) raise(p, "Invalid escape sequence in string literal.") end))
+local function quoted(q)
+  local char = escape + C(1 - S(q .. "\\\n"))
+  return P(q) * Cf(Cc"" * char ^ 0, function(a, b) return a .. b end) *
+    (P(q) + Cmt(Cp(), function(s, _, p)
+      if s:sub(p, p) == "\n" then raise(p, "String literals cannot cross line boundaries.") end
+      raise(p, "Unexpected end of string.")
+    end)) * skip
+end
+local string_piece = quoted('"') + quoted("'")
+-- adjacent literals concatenate ("a" "b" == "ab"); pieces are collected then joined once
+local strlit = Ct(string_piece ^ 1) / table.concat
+
+---------------------------------------------------------------------------------------------
+-- Depth accounting for nested blocks (messages and aggregates); reset by parse().
+local depth, agg_depth = 0, 0
+local syntax_seen = "proto2"
+local function field_expected()
+  if syntax_seen == "proto3" then return "Expected type name." end
+  return 'Expected "required", "optional", or "repeated".'
+end
+local function enter_message(_, i)
+  depth = depth + 1
+  if depth > M.max_depth then
+    raise(false, "Reached maximum recursion limit for nested messages.")
+  end
+  return true
+end
+local function leave_message(_, i) depth = depth - 1; return true end
+local function enter_agg(_, i)
+  agg_depth = agg_depth + 1
+  if agg_depth > M.max_aggregate_depth then raise(i, "Message is too deep (nesting limit of aggregate option values).") end
+  return true
+end
+local function leave_agg() agg_depth = agg_depth - 1; return true end
+
+---------------------------------------------------------------------------------------------
+-- Tree helpers
+local function node(tag, patt) return Ct(Cg(Cc(tag), "tag") * Cg(Cp(), "pos") * patt) end
+local function field(patt, name) return Cg(patt, name) end
+
+-- "a . b . c" as protoc reads it (whitespace allowed around dots) -> "a.b.c"
+local full_ident = Ct(ident * (sym"." * expect(ident, "Expected identifier.")) ^ 0) /
+  function(t) return table.concat(t, ".") end
+-- type references may start with a dot (fully qualified)
+local message_or_enum_type = Ct(Cg(C(P".") * skip, "dot") ^ -1 * Cg(full_ident, "name")) /
+  function(t) return (t.dot or "") .. t.name end
+
+local scalar_type = {}
+for _, t in ipairs{ "double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64",
+  "fixed32", "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes" } do scalar_type[t] = true end
+M.scalar_types = scalar_type
+
+-- the rules, named as the language spec names them
+local G = { "proto" }
+
+G.proto = skip * Ct(
+  field(V"syntax", "syntax_stmt") ^ -1 *
+  field(Ct((V"import" + V"package" + V"option" + V"topLevelDef" + V"emptyStatement") ^ 0), "body")) *
+  (-P(1) + V"topLevelError")
+
+G.topLevelError = Cmt(Cp(), function(s, _, p)
+  if s:find("^edition[%s=]", p) then
+    raise(p, 'Expected top-level statement (e.g. "message"). Editions ("edition = ...") are not ' ..
+      'supported: protoc 3.21 knows only syntax = "proto2" and "proto3".')
+  end
+  raise(p, 'Expected top-level statement (e.g. "message").')
+end)
+
+G.syntax = node("syntax", kw"syntax" * expect(sym"=", 'Expected "=".') *
+  field(Cp(), "value_pos") * field(expect(Cmt(strlit, function(_, _, v)
+    syntax_seen = v == "proto3" and "proto3" or "proto2"
+    return true, v
+  end), "Expected syntax identifier."), "value") *
+  expect(sym";", 'Expected ";".'))
+
+G.emptyStatement = sym";"
+
+G.import = node("import", kw"import" *
+  (field(kw"public" * Cc"public", "kind") + field(kw"weak" * Cc"weak", "kind")) ^ -1 *
+  field(Cp(), "path_pos") * field(expect(strlit, "Expected a string naming the file to import."), "path") *
+  expect(sym";", 'Expected ";".'))
+
+G.package = node("package", kw"package" * field(Cp(), "name_pos") *
+  field(expect(full_ident, "Expected identifier."), "name") * expect(sym";", 'Expected ";".'))
+
+-- option name: (ext.name).field.(other) ...
+G.optionNamePart = Ct(field(Cp(), "pos") * (
+  sym"(" * field(Cc(true), "ext") *
+    field(Ct(field(C(P".") * skip, "dot") ^ -1 * field(expect(full_ident, "Expected identifier."), "name")) /
+      function(t) return (t.dot or "") .. t.name end, "name") *
+    expect(sym")", 'Expected ")".') +
+  field(ident, "name")))
+G.optionName = Ct(V"optionNamePart" * (sym"." * expect(V"optionNamePart", "Expected identifier.")) ^ 0)
+
+G.constant = Ct(field(Cp(), "pos") * (
+  field(Cc"string", "kind") * field(strlit, "value") +
+  field(sym"-" * Cc(true), "neg") ^ -1 * (
+    field(Cc"float", "kind") * field(C(float_lit), "text") * skip +
+    field(Cc"int", "kind") * field(C(int_lit), "text") * skip +
+    field(Cc"ident", "kind") * field(Cp(), "text_pos") * field(ident, "text")) +
+  field(Cc"aggregate", "kind") * field(V"aggregate", "value")))
+
+G.option = node("option", kw"option" * field(expect(V"optionName", "Expected identifier."), "name") *
+  expect(sym"=", 'Expected "=".') * field(expect(V"constant", "Expected option value."), "value") *
+  expect(sym";", 'Expected ";".'))
+
+-- [a = 1, (b).c = "x"]
+G.fieldOption = Ct(field(Cp(), "pos") * field(expect(V"optionName", "Expected identifier."), "name") *
+  expect(sym"=", 'Expected "=".') * field(expect(V"constant", "Expected option value."), "value"))
+G.fieldOptions = sym"[" * Ct(V"fieldOption" * (sym"," * V"fieldOption") ^ 0) *
+  expect(sym"]", 'Expected "]".')
+
+G.topLevelDef = V"message" + V"enum" + V"extend" + V"service"
+
+-- field number as text and position
+local field_number = field(Cp(), "number_pos") * field(expect(C(int_lit) * skip, "Expected field number."), "number")
+
+G.label = C(P"required" + P"optional" + P"repeated") * -idchar * skip
+
+G.field = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
+  field(expect(message_or_enum_type, "Expected type name."), "type") +
+  field(Cp(), "type_pos") * field(message_or_enum_type, "type")) *
+  field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
+  (sym"=" + fail("Missing field number.")) * field_number *
+  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+
+G.group = node("group", field(V"label", "label") ^ -1 * kw"group" * field(Cp(), "name_pos") *
+  field(expect(ident, "Expected group name."), "name") *
+  (sym"=" + fail("Missing field number.")) * field_number *
+  field(V"fieldOptions", "options") ^ -1 *
+  Cmt(Cp(), enter_message) * expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
+  Cmt(Cp(), leave_message))
+
+G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * sym"<" *
+  field(Cp(), "key_pos") * field(expect(message_or_enum_type, "Expected type name."), "key_type") *
+  expect(sym",", 'Expected ",".') *
+  field(Cp(), "type_pos") * field(expect(message_or_enum_type, "Expected type name."), "type") *
+  expect(sym">", 'Expected ">".') *
+  field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
+  (sym"=" + fail("Missing field number.")) * field_number *
+  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+
+G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident, "Expected oneof name."), "name") *
+  expect(sym"{", 'Expected "{".') *
+  field(Ct((V"option" + V"emptyStatement" + V"group" + V"mapField" + V"field") ^ 0), "body") *
+  expect(sym"}", 'Expected type name.', "oneof"))
+
+-- ranges: 1, 5 to 10, 100 to max
+local range_end = field(Cp(), "to_pos") * (field(C(P"max") * -idchar * skip, "to") +
+  field(C(S"-" ^ -1) * skip * C(int_lit) * skip / function(s, n) return s .. n end, "to"))
+local range_start = field(Cp(), "from_pos") *
+  field(C(S"-" ^ -1) * skip * C(int_lit) * skip / function(s, n) return s .. n end, "from")
+G.range = Ct(expect(range_start, "Expected field number range.") * (kw"to" * expect(range_end, "Expected integer.")) ^ -1)
+G.ranges = Ct(V"range" * (sym"," * V"range") ^ 0)
+
+G.extensions = node("extensions", kw"extensions" * field(V"ranges", "ranges") *
+  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+
+G.reserved = node("reserved", kw"reserved" * (
+  field(Ct(Ct(field(Cp(), "pos") * field(strlit, "name")) * (sym"," * expect(Ct(field(Cp(), "pos") *
+    field(strlit, "name")), "Expected string.")) ^ 0), "names") +
+  field(V"ranges", "ranges")) * expect(sym";", 'Expected ";".'))
+
+G.messageElement = V"option" + V"message" + V"enum" + V"extend" + V"extensions" + V"reserved" +
+  V"oneof" + V"emptyStatement" + V"mapField" + V"group" + V"field"
+G.messageBody = Ct(V"messageElement" ^ 0) * expect(sym"}", field_expected, "message")
+
+G.message = node("message", kw"message" * field(Cp(), "name_pos") *
+  field(expect(ident, "Expected message name."), "name") *
+  Cmt(Cp(), enter_message) * expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
+  Cmt(Cp(), leave_message))
+
+G.enumValue = node("value", field(Cp(), "name_pos") * field(ident, "name") *
+  expect(sym"=", "Missing numeric value for enum constant.") * field(Cp(), "number_pos") *
+  field(expect(C(S"-" ^ -1) * skip * C(int_lit) * skip / function(s, n) return s .. n end, "Expected integer."), "number") *
+  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+G.enum = node("enum", kw"enum" * field(Cp(), "name_pos") * field(expect(ident, "Expected enum name."), "name") *
+  expect(sym"{", 'Expected "{".') *
+  field(Ct((V"option" + V"reserved" + V"emptyStatement" + V"enumValue") ^ 0), "body") *
+  expect(sym"}", "Expected enum constant name.", "enum"))
+
+G.extend = node("extend", kw"extend" * field(Cp(), "extendee_pos") *
+  field(expect(message_or_enum_type, "Expected type name."), "extendee") *
+  expect(sym"{", 'Expected "{".') *
+  field(Ct((V"emptyStatement" + V"mapField" + V"group" + V"field") ^ 0), "body") *
+  expect(sym"}", field_expected, "extend"))
+
+G.rpc = node("rpc", kw"rpc" * field(Cp(), "name_pos") * field(expect(ident, "Expected method name."), "name") *
+  expect(sym"(", 'Expected "(".') * field(kw"stream" * Cc(true), "client_streaming") ^ -1 *
+  field(Cp(), "input_pos") * field(expect(message_or_enum_type, "Expected type name."), "input") *
+  expect(sym")", 'Expected ")".') * expect(kw"returns", 'Expected "returns".') *
+  expect(sym"(", 'Expected "(".') * field(kw"stream" * Cc(true), "server_streaming") ^ -1 *
+  field(Cp(), "output_pos") * field(expect(message_or_enum_type, "Expected type name."), "output") *
+  expect(sym")", 'Expected ")".') *
+  (sym"{" * field(Ct((V"option" + V"emptyStatement") ^ 0), "body") *
+    expect(sym"}", 'Expected "option".', "method") + expect(sym";", 'Expected ";".')))
+G.service = node("service", kw"service" * field(Cp(), "name_pos") * field(expect(ident, "Expected service name."), "name") *
+  expect(sym"{", 'Expected "{".') *
+  field(Ct((V"option" + V"rpc" + V"emptyStatement") ^ 0), "body") *
+  expect(sym"}", 'Expected "rpc" or "option".', "service"))
+
+-- Aggregate option values: protobuf text format between braces.
+--   { a: 1 b { c: "x" } d: [1, 2] [pkg.ext]: ENUM_V }
+local agg_name = Ct(field(Cp(), "pos") * (
+  sym"[" * field(Cc(true), "ext") * field(Ct(message_or_enum_type * (C(P"/") * skip * message_or_enum_type) ^ -1) /
+    function(t) return table.concat(t, "") end, "name") * expect(sym"]", 'Expected "]".') +
+  field(ident, "name")))
+G.aggScalar = Ct(field(Cp(), "pos") * (
+  field(Cc"string", "kind") * field(strlit, "value") +
+  field(sym"-" * Cc(true), "neg") ^ -1 * (
+    field(Cc"float", "kind") * field(C(float_lit), "text") * skip +
+    field(Cc"int", "kind") * field(C(int_lit), "text") * skip +
+    field(Cc"ident", "kind") * field(ident, "text"))))
+G.aggMessage = Cmt(Cp(), enter_agg) * (
+  sym"{" * V"aggBody" * expect(sym"}", 'Expected "}".') +
+  sym"<" * V"aggBody" * expect(sym">", 'Expected ">".')) * Cmt(Cp(), leave_agg)
+G.aggValue = Ct(field(Cp(), "pos") * field(Cc"aggregate", "kind") * field(V"aggMessage", "value")) + V"aggScalar"
+G.aggList = sym"[" * Ct((V"aggValue" * (sym"," * expect(V"aggValue", "Expected value.")) ^ 0) ^ -1) *
+  expect(sym"]", 'Expected "]".')
+G.aggField = Ct(field(agg_name, "name") * (
+  sym":" * (field(V"aggList", "list") + field(expect(V"aggValue", "Expected value."), "value")) +
+  field(Ct(field(Cp(), "pos") * field(Cc"aggregate", "kind") * field(V"aggMessage", "value")), "value") +
+  fail('Expected ":".')) * (sym"," + sym";") ^ -1)
+G.aggBody = Ct(V"aggField" ^ 0)
+G.aggregate = V"aggMessage"
+
+local proto_grammar = P(G)
+
+---------------------------------------------------------------------------------------------
+-- parse(source, name) -> tree | nil, "name:line:col: message"
+function M.parse(src, name)
+  name = name or "input.proto"
+  if type(src) ~= "string" then return nil, name .. ": source is not a string" end
+  depth, agg_depth, syntax_seen = 0, 0, "proto2"
+  local ok, tree = pcall(lpeg.match, proto_grammar, src)
+  if ok then
+    if not tree then return nil, name .. ":1:1: Parse error." end
+    tree.source, tree.name = src, name
+    return tree
+  end
+  if type(tree) == "table" and tree.lgrpc_syntax then
+    if not tree.pos then return nil, string.format("%s: %s", name, tree.msg) end
+    local line, col = M.position(src, tree.pos)
+    return nil, string.format("%s:%d:%d: %s", name, line, col, tree.msg)
+  end
+  local msg = tostring(tree)
+  if msg:find("stack overflow") or msg:find("too complex") or msg:find("C stack") then
+    return nil, name .. ":1:1: Input is nested too deeply to parse."
+  end
+  return nil, name .. ":1:1: Parse error: " .. msg
+end
+
+return M
