@@ -1,0 +1,223 @@
+-- bench/report.lua: reads the RESULT / UNAVAILABLE / INFO lines bench/run.sh collected and prints
+-- the plain tables of docs/benchmarks.md: medians, ratios lgrpc / reference, and the goals.
+--   lua5.4 bench/report.lua RESULTS_FILE
+-- Keys are SECTION.ROW.OP.IMPL (codec.small.decode.luajit, rpc.h2load-small.calls/s.cpp) or
+-- compile.IMPL. A key seen several times (BENCH_REPEAT > 1) reports the median of its values.
+local path = assert(arg[1], "usage: report.lua RESULTS_FILE")
+
+local values, missing, info = {}, {}, {}
+for line in io.lines(path) do
+  local key, v = line:match("^RESULT (%S+) (%S+)")
+  if key and tonumber(v) then
+    values[key] = values[key] or {}
+    table.insert(values[key], tonumber(v))
+  else
+    local mkey, reason = line:match("^UNAVAILABLE (%S+) (.*)$")
+    if mkey then
+      missing[mkey] = reason
+    else
+      local text = line:match("^INFO (.*)$")
+      if text then info[#info + 1] = text end
+    end
+  end
+end
+
+local function get(key)
+  local list = values[key]
+  if not list then return nil end
+  table.sort(list)
+  local n = #list
+  if n % 2 == 1 then return list[(n + 1) / 2] end
+  return (list[n / 2] + list[n / 2 + 1]) / 2
+end
+
+local function fmt(v)
+  if v == nil then return "-" end
+  if v >= 100000 then return string.format("%.0f", v) end
+  if v >= 100 then return string.format("%.0f", v) end
+  if v >= 10 then return string.format("%.1f", v) end
+  return string.format("%.2f", v)
+end
+
+local function ratio(a, b)
+  if not a or not b or b == 0 then return "-" end
+  return string.format("%.2f", a / b)
+end
+local function times(a, b)
+  if not a or not b or b == 0 then return "-" end
+  return string.format("%.2fx", a / b)
+end
+
+-- Prints rows of cells with columns padded to their widest cell.
+local function print_table(rows)
+  local width = {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do width[i] = math.max(width[i] or 0, #cell) end
+  end
+  for r, row in ipairs(rows) do
+    local out = {}
+    for i, cell in ipairs(row) do
+      out[i] = (i == 1 and cell .. string.rep(" ", width[i] - #cell))
+        or string.rep(" ", width[i] - #cell) .. cell
+    end
+    print(table.concat(out, "  "))
+    if r == 1 then
+      local rule = {}
+      for i = 1, #width do rule[i] = string.rep("-", width[i]) end
+      print(table.concat(rule, "  "))
+    end
+  end
+end
+
+local reasons = {}
+local function note_missing(key)
+  if missing[key] then reasons[#reasons + 1] = key .. ": not available: " .. missing[key] end
+end
+
+-- Codec ---------------------------------------------------------------------------------------
+print("== codec: ns/op (process CPU time, median of several batches); ratio = lgrpc / reference ==")
+local rows = { { "op", "lua5.4", "luajit", "protobuf-c", "C++", "python",
+  "lua5.4/pb-c", "luajit/pb-c", "lua5.4/C++", "luajit/C++", "luajit/lua5.4" } }
+for _, size in ipairs{ "small", "large" } do
+  for _, op in ipairs{ "encode", "decode" } do
+    local k = "codec." .. size .. "." .. op .. "."
+    local l54, ljt, pbc, cpp, py = get(k .. "lua5.4"), get(k .. "luajit"), get(k .. "protobuf-c"),
+      get(k .. "cpp"), get(k .. "python")
+    note_missing(k .. "lua5.4"); note_missing(k .. "luajit")
+    rows[#rows + 1] = { size .. " " .. op, fmt(l54), fmt(ljt), fmt(pbc), fmt(cpp), fmt(py),
+      ratio(l54, pbc), ratio(ljt, pbc), ratio(l54, cpp), ratio(ljt, cpp), ratio(ljt, l54) }
+  end
+end
+print_table(rows)
+print()
+print("== JSON: ns/op; ratio = lgrpc / python3-protobuf json_format ==")
+rows = { { "op", "lua5.4", "luajit", "python", "lua5.4/python", "luajit/python" } }
+for _, size in ipairs{ "small", "large" } do
+  for _, op in ipairs{ "json_encode", "json_decode" } do
+    local k = "codec." .. size .. "." .. op .. "."
+    local l54, ljt, py = get(k .. "lua5.4"), get(k .. "luajit"), get(k .. "python")
+    note_missing(k .. "lua5.4"); note_missing(k .. "luajit")
+    rows[#rows + 1] = { size .. " " .. op, fmt(l54), fmt(ljt), fmt(py), ratio(l54, py), ratio(ljt, py) }
+  end
+end
+print_table(rows)
+print()
+print("== compiler: descriptor.proto parse + compile into a fresh pool, ns/op; ratio = lgrpc / C++ ==")
+local c54, cjt, ccpp = get("compile.lua5.4"), get("compile.luajit"), get("compile.cpp")
+note_missing("compile.lua5.4"); note_missing("compile.luajit")
+print_table{ { "impl", "ns/op", "ratio" },
+  { "lua5.4", fmt(c54), ratio(c54, ccpp) }, { "luajit", fmt(cjt), ratio(cjt, ccpp) },
+  { "C++ Parser+BuildFile", fmt(ccpp), "1.00" } }
+print()
+
+-- Goals ---------------------------------------------------------------------------------------
+local function verdict(ok) if ok == nil then return "n/a" end return ok and "met" or "NOT MET" end
+local goals = { { "goal", "measured", "verdict" } }
+local function goal(text, measured, ok) goals[#goals + 1] = { text, measured, verdict(ok) } end
+for _, op in ipairs{ "encode", "decode" } do
+  local a, b = get("codec.small." .. op .. ".lua5.4"), get("codec.small." .. op .. ".protobuf-c")
+  goal("lua5.4 small " .. op .. " <= 2x protobuf-c", times(a, b), (a and b) and a <= 2 * b or nil)
+end
+for _, size in ipairs{ "small", "large" } do
+  for _, op in ipairs{ "encode", "decode" } do
+    local a, b = get("codec." .. size .. "." .. op .. ".luajit"), get("codec." .. size .. "." .. op .. ".lua5.4")
+    goal("luajit " .. size .. " " .. op .. " no slower than lua5.4", times(a, b),
+      (a and b) and a <= b * 1.05 or nil) -- 5% noise allowance on a 2-core shared machine
+  end
+end
+local large
+for _, t in ipairs(info) do large = large or tonumber(t:match("^size large (%d+)")) end
+for _, impl in ipairs{ "lua5.4", "luajit" } do
+  local ns = get("codec.large.decode." .. impl)
+  local gbs = (ns and large) and large / ns or nil
+  goal(impl .. " large decode >= 1 GB/s of input", gbs and string.format("%.2f GB/s", gbs) or "-",
+    gbs and gbs >= 1 or nil)
+end
+goal("lua5.4 descriptor.proto compile faster than C++", times(c54, ccpp),
+  (c54 and ccpp) and c54 < ccpp or nil)
+goal("luajit descriptor.proto compile faster than C++", times(cjt, ccpp),
+  (cjt and ccpp) and cjt < ccpp or nil)
+print("== goals ==")
+print_table(goals)
+print()
+
+-- RPC -----------------------------------------------------------------------------------------
+-- Rows in the order bench/run.sh measures them; columns: every implementation that reported.
+local rpc_rows, rpc_seen, impls, impl_seen = {}, {}, {}, {}
+local IMPL_ORDER = { cpp = 1, go = 2, ["lua5.4"] = 3, luajit = 4 }
+-- rpc.TEST.METRIC.IMPL, where IMPL may hold a dot (lua5.4) and TEST, METRIC hold none.
+local function split_rpc(key)
+  local rest, impl = key:match("^rpc%.(.+)%.(lua5%.4)$")
+  if not rest then rest, impl = key:match("^rpc%.(.+)%.([^.]+)$") end
+  if not rest then return nil end
+  local test, metric = rest:match("^([^.]+)%.([^.]+)$")
+  return test, metric, impl
+end
+local function add_rpc(key)
+  local test, metric, impl = split_rpc(key)
+  if not test then return end
+  local row = test .. " " .. metric
+  if not rpc_seen[row] then rpc_seen[row] = { test, metric }; rpc_rows[#rpc_rows + 1] = row end
+  if not impl_seen[impl] then impl_seen[impl] = true; impls[#impls + 1] = impl end
+end
+local order = {}
+for line in io.lines(path) do
+  local key = line:match("^RESULT (%S+)") or line:match("^UNAVAILABLE (%S+)")
+  if key and key:match("^rpc%.") and not order[key] then order[key] = true; add_rpc(key) end
+end
+table.sort(impls, function(a, b) return (IMPL_ORDER[a] or 9) < (IMPL_ORDER[b] or 9) end)
+if #rpc_rows > 0 then
+  print("== rpc: columns are the implementation under test (server rows: the server; client rows: the")
+  print("   client, against the C++ server); ratio = lgrpc / C++ (throughput: higher is better;")
+  print("   latency and CPU time: lower is better) ==")
+  local head = { "test" }
+  for _, impl in ipairs(impls) do head[#head + 1] = impl end
+  for _, impl in ipairs(impls) do
+    if impl == "lua5.4" or impl == "luajit" then head[#head + 1] = impl .. "/cpp" end
+  end
+  rows = { head }
+  for _, row in ipairs(rpc_rows) do
+    local test, metric = rpc_seen[row][1], rpc_seen[row][2]
+    local cells = { row }
+    for _, impl in ipairs(impls) do
+      local key = "rpc." .. test .. "." .. metric .. "." .. impl
+      local v = get(key)
+      if v == nil and missing[key] and impl ~= "lua5.4" and impl ~= "luajit" then
+        cells[#cells + 1] = "n/a"
+      else
+        cells[#cells + 1] = fmt(v)
+      end
+      note_missing(key)
+    end
+    local ref = get("rpc." .. test .. "." .. metric .. ".cpp")
+    for _, impl in ipairs(impls) do
+      if impl == "lua5.4" or impl == "luajit" then
+        cells[#cells + 1] = ratio(get("rpc." .. test .. "." .. metric .. "." .. impl), ref)
+      end
+    end
+    rows[#rows + 1] = cells
+  end
+  print_table(rows)
+  print()
+end
+
+if #info > 0 then
+  print("== notes ==")
+  for _, t in ipairs(info) do print(t) end
+  print()
+end
+if #reasons > 0 then
+  -- One line per distinct reason, with the keys it covers counted.
+  local by_reason, list = {}, {}
+  for _, r in ipairs(reasons) do
+    local key, why = r:match("^(%S+): not available: (.*)$")
+    local id = why
+    if not by_reason[id] then by_reason[id] = { n = 0, first = key }; list[#list + 1] = id end
+    by_reason[id].n = by_reason[id].n + 1
+  end
+  print("== not available ==")
+  for _, id in ipairs(list) do
+    local e = by_reason[id]
+    print(string.format("%s%s: %s", e.first, e.n > 1 and (" (+" .. (e.n - 1) .. " more)") or "", id))
+  end
+end
