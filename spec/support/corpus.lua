@@ -163,6 +163,15 @@ function corpus.protoc(roots, files, opts)
   return false, err, status
 end
 
+-- The command line that runs `lgrpc descriptor-set`: the tree's bin/lgrpc under this spec's
+-- interpreter, or $LGRPC_SPEC_CLI (e.g. an installed `lgrpc descriptor-set`, or `protoc` to check
+-- the specs themselves against protoc).
+function corpus.cli_command()
+  local override = os.getenv("LGRPC_SPEC_CLI")
+  if override and override ~= "" then return override end
+  return corpus.interpreter() .. " " .. q(corpus.top() .. "/bin/lgrpc") .. " descriptor-set"
+end
+
 -- bin/lgrpc descriptor-set, under this spec's interpreter (and under ASan in the asan suite).
 -- opts: include_imports, style ("short" -I, "long" --proto_path=, "mixed"), cwd.
 -- Returns status, bytes (or nil), stderr, stdout.
@@ -170,8 +179,7 @@ function corpus.lgrpc(roots, files, opts)
   opts = opts or {}
   local dir = corpus.tmpdir()
   local out = dir .. "/lgrpc.pb"
-  local cmd = corpus.interpreter() .. " " .. q(corpus.top() .. "/bin/lgrpc") .. " descriptor-set " ..
-    include_flags(roots, opts.style or "short") ..
+  local cmd = corpus.cli_command() .. " " .. include_flags(roots, opts.style or "short") ..
     (opts.include_imports and " --include_imports" or "") ..
     " -o " .. q(out) .. " " .. file_args(files)
   if opts.cwd then cmd = "cd " .. q(opts.cwd) .. " && " .. cmd end
