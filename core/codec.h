@@ -1,0 +1,56 @@
+/* codec.h — the protobuf binary codec walk over a compiled schema. Decode reads bytes and
+ * reports what it finds to a sink; encode asks a source for field values and writes bytes.
+ * Neither sees a lua_State: the Lua-table sink and source live in lua_codec.c. */
+#ifndef LGRPC_CODEC_H
+#define LGRPC_CODEC_H
+#include "schema.h"
+#include "wire.h"
+
+/* Errors: code plus a message "pkg.Msg.field.sub: problem". Sinks and sources report their
+ * problem with lgrpc_codec_fail (no path: the walk adds it). */
+typedef struct lgrpc_codec_err {
+  int code;
+  char problem[200];
+  char msg[600];
+} lgrpc_codec_err;
+
+int lgrpc_codec_fail(lgrpc_codec_err *e, int code, const char *fmt, ...);
+
+/* Decode sink. Each returns 0 or a negative code (after lgrpc_codec_fail). */
+typedef struct lgrpc_codec_sink {
+  void *ud;
+  /* a scalar, enum, string or bytes value of field f of the current message (or map entry);
+   * repeated fields deliver one call per element */
+  int (*value)(void *ud, const lgrpc_field *f, const lgrpc_value *v);
+  /* field f (message, group or map entry) starts; its fields follow until end() */
+  int (*begin)(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m);
+  int (*end)(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m);
+  /* one complete unknown record (tag included) of the current message */
+  int (*unknown)(void *ud, const uint8_t *p, size_t n);
+} lgrpc_codec_sink;
+
+/* Encode source: answers for the current message (or map entry). */
+enum { LGRPC_SRC_ABSENT = 0, LGRPC_SRC_VALUE = 1, LGRPC_SRC_MESSAGE = 2, LGRPC_SRC_LIST = 3 };
+typedef struct lgrpc_codec_source {
+  void *ud;
+  /* Field f of the current message: ABSENT; VALUE (in *v, converted for f's type);
+   * MESSAGE (the source now stands in that message; leave() returns); LIST (*n elements: the
+   * source stands in the list (for maps: the entries); leave() returns). Negative: error. */
+  int (*field)(void *ud, const lgrpc_field *f, lgrpc_value *v, size_t *n);
+  /* element i (0-based) of the current list: VALUE, or MESSAGE (entered, leave() returns) */
+  int (*item)(void *ud, const lgrpc_field *f, size_t i, lgrpc_value *v);
+  void (*leave)(void *ud);
+  /* unknown bytes kept with the current message (n = 0 when none) */
+  int (*unknown)(void *ud, const uint8_t **p, size_t *n);
+} lgrpc_codec_source;
+
+/* Decode bytes p[0..n) as message msg. */
+int lgrpc_codec_decode(const lgrpc_schema *s, uint32_t msg, const uint8_t *p, size_t n,
+                       const lgrpc_codec_sink *sink, lgrpc_codec_err *err);
+
+/* Encode message msg from src, appending to out (the caller resets out->len). partial: do not
+ * insist on proto2 required fields. */
+int lgrpc_codec_encode(const lgrpc_schema *s, uint32_t msg, const lgrpc_codec_source *src,
+                       lgrpc_wbuf *out, int partial, lgrpc_codec_err *err);
+
+#endif
