@@ -293,6 +293,26 @@ function metadata.new(t)
   return md
 end
 
+--- Wraps a table the transport produced (key -> array of strings, keys already checked) in a
+-- metadata object without validating it again.
+function metadata.from_table(t)
+  local md = new_md()
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local v, vals = t[k], {}
+    if type(v) == "table" then
+      for i, x in ipairs(v) do vals[i] = x end
+    else
+      vals[1] = v
+    end
+    md._vals[k] = vals
+    md._keys[#md._keys + 1] = k
+  end
+  return md
+end
+
 local function trim(s) return (s:gsub("^[ \t]+", ""):gsub("[ \t]+$", "")) end
 
 --- Custom metadata from received header fields (array of { name, value }): reserved and

@@ -1,0 +1,370 @@
+-- lgrpc.call — one client call: its stream on a channel connection, the messages both ways,
+-- response headers, trailers and the final status. Starting never blocks: messages sent before
+-- the connection is ready are queued, and a call the server never saw (REFUSED_STREAM, above a
+-- GOAWAY's last stream id) is replayed on a new connection. Never touches sockets directly.
+local status = require "lgrpc.status"
+local metadata = require "lgrpc.metadata"
+
+local call = {}
+
+local Call = {}
+Call.__index = Call
+Call.__name = "lgrpc.call"
+
+-- receive-side backpressure: pause the stream while this much waits unread in Lua
+local INBOX_PAUSE_BYTES = 256 * 1024
+local INBOX_PAUSE_COUNT = 16
+-- a send that leaves more than this buffered waits for the transport's drain event
+local SEND_HIGH_WATER = 64 * 1024
+-- requests kept for a transparent retry, at most this many bytes
+local RETRY_BUFFER = 1024 * 1024
+local MAX_ATTEMPTS = 5
+
+local live = 0
+function call.live() return live end
+
+--- Maps a transport error string ("RESOURCE_EXHAUSTED: ...") to a status.
+function call.status_from_error(err, default_code)
+  err = tostring(err)
+  local name, msg = err:match("^([A-Z_]+): (.*)$")
+  if name and type(status.codes[name]) == "number" then
+    return status.new(status.codes[name], msg)
+  end
+  return status.new(default_code or status.INTERNAL, err)
+end
+
+local function wrap_md(t)
+  if t == nil then return metadata.new() end
+  return metadata.from_table(t)
+end
+
+--- call.new(channel, path, kind, codec, opts): kind is "unary", "server_stream",
+-- "client_stream" or "bidi"; codec { encode = fn(msg) -> bytes|nil,err, decode = fn(bytes) };
+-- opts: timeout (s), deadline (absolute runtime s), metadata, wait_for_ready, ctx, authority.
+function call.new(ch, path, kind, codec, opts)
+  local rt = ch.rt
+  local self = setmetatable({
+    ch = ch, rt = rt, path = path, kind = kind, codec = codec,
+    wait_for_ready = opts.wait_for_ready,
+    authority = opts.authority,
+    inbox = {}, ihead = 1, itail = 0, inbox_bytes = 0,
+    nrecv = 0,
+    sent = {}, sent_bytes = 0, replayable = true, attempts = 0,
+    waiters = {},
+  }, Call)
+  local md = opts.metadata
+  if md ~= nil then
+    local m, err = metadata.new(md)
+    if not m then error("lgrpc: bad call metadata: " .. err, 4) end
+    self.md = m:to_table()
+  end
+  local deadline = opts.deadline
+  if opts.timeout ~= nil then
+    if type(opts.timeout) ~= "number" then error("lgrpc: timeout must be a number of seconds", 4) end
+    local d = rt:now() + opts.timeout
+    if not deadline or d < deadline then deadline = d end
+  end
+  local ctx = opts.ctx
+  if ctx ~= nil then
+    if type(ctx) ~= "table" or type(ctx._attach) ~= "function" then
+      error("lgrpc: opts.ctx must be a server call context", 4)
+    end
+    if ctx.deadline and (not deadline or ctx.deadline < deadline) then
+      deadline = ctx.deadline
+      self.inherited_deadline = true
+    end
+  end
+  self.deadline = deadline
+  live = live + 1
+  rt:hold()
+  if ctx then
+    local cancelled_st = ctx:_attach(self)
+    if cancelled_st then
+      self:_finish(cancelled_st)
+      return self
+    end
+  end
+  if deadline then
+    if deadline <= rt:now() then
+      self:_finish(status.deadline_exceeded("deadline exceeded before the call started"))
+      return self
+    end
+    self.deadline_timer = rt:at(deadline, function()
+      self.deadline_timer = nil
+      self:_deadline()
+    end)
+  end
+  ch:_acquire(self)
+  return self
+end
+
+local function changed(self)
+  local ws = self.waiters
+  if #ws == 0 then return end
+  self.waiters = {}
+  for _, p in ipairs(ws) do self.rt:unpark(p) end
+end
+
+local function wait_change(self)
+  local p = {}
+  self.waiters[#self.waiters + 1] = p
+  self.rt:park(p)
+end
+
+--- Opens the stream on a ready connection (channel code calls this) and replays what was sent.
+function Call:_open(conn)
+  if self.st then return end
+  self.attempts = self.attempts + 1
+  local req = { path = self.path, metadata = self.md, authority = self.authority }
+  if self.deadline then
+    local ms = math.ceil((self.deadline - self.rt:now()) * 1000)
+    if ms < 1 then ms = 1 end
+    req.timeout = ms
+  end
+  local stream, err = conn.session:request(req)
+  if not stream then
+    local st = call.status_from_error(err, status.UNAVAILABLE)
+    if st.code == status.UNAVAILABLE and self.attempts < MAX_ATTEMPTS then
+      -- this connection can take no more streams (GOAWAY, ids exhausted): use a new one
+      self.ch:_retire(conn)
+      self.ch:_acquire(self)
+      return
+    end
+    self:_finish(st)
+    return
+  end
+  self.conn, self.stream = conn, stream
+  self.stream_id = stream:id()
+  conn.calls[self.stream_id] = self
+  for i = 1, #self.sent do
+    local ok, e = stream:send_message(self.sent[i])
+    if not ok then
+      self:_cancel(call.status_from_error(e))
+      return
+    end
+  end
+  if not self.replayable then self.sent = {} end
+  if self.half_closed then stream:close_send() end
+  changed(self)
+end
+
+--- Fails a call that never got a stream (channel code: connect failure, channel closed).
+function Call:_fail(st) self:_finish(st) end
+
+function Call:_finish(st)
+  if self.st then return end
+  if st.code == status.OK and self.nrecv == 0 and
+      (self.kind == "unary" or self.kind == "client_stream") then
+    st = status.unimplemented("the server sent no response message for " .. self.path)
+  end
+  self.st = st
+  if self.conn and self.stream_id then self.conn.calls[self.stream_id] = nil end
+  if self.deadline_timer then
+    self.rt:cancel_timer(self.deadline_timer)
+    self.deadline_timer = nil
+  end
+  if self.ctx_parent then self.ctx_parent:_detach(self) end
+  self.ch:_forget(self)
+  self.sent = {}
+  live = live - 1
+  self.rt:release()
+  changed(self)
+end
+
+function Call:_deadline()
+  if self.st then return end
+  self:_cancel(status.deadline_exceeded("deadline exceeded"))
+end
+
+--- Ends the call locally with st, resetting its stream.
+function Call:_cancel(st)
+  if self.st then return end
+  if self.stream then self.stream:reset(8) end
+  self:_finish(st)
+end
+
+--- Stream events, from the channel's connection.
+function Call:_event(ev)
+  if self.st then return end
+  local t = ev.type
+  if t == "message" then
+    self.committed = true
+    if self.replayable then self.sent, self.replayable = {}, false end
+    if self.nrecv >= 1 and (self.kind == "unary" or self.kind == "client_stream") then
+      self:_cancel(status.unimplemented("the server sent more than one response message for " ..
+        self.path))
+      return
+    end
+    self.nrecv = self.nrecv + 1
+    self.itail = self.itail + 1
+    self.inbox[self.itail] = ev.data
+    self.inbox_bytes = self.inbox_bytes + #ev.data
+    -- backpressure for streaming responses only (a single response must let the status in)
+    local waiting = self.itail - self.ihead + 1
+    if not self.paused and (self.kind == "server_stream" or self.kind == "bidi") and
+        (waiting >= INBOX_PAUSE_COUNT or (waiting >= 2 and self.inbox_bytes >= INBOX_PAUSE_BYTES)) then
+      self.paused = true
+      self.stream:pause()
+    end
+    changed(self)
+  elseif t == "headers" then
+    self.committed = true
+    if self.replayable then self.sent, self.replayable = {}, false end
+    self.headers_md = wrap_md(ev.metadata)
+    changed(self)
+  elseif t == "status" then
+    if ev.refused and not self.committed and self.replayable and self.attempts < MAX_ATTEMPTS then
+      -- the server never processed this stream: run it again on another connection
+      if self.conn then self.conn.calls[self.stream_id] = nil end
+      self.stream, self.conn, self.stream_id = nil, nil, nil
+      self.ch:_acquire(self)
+      return
+    end
+    self.trailers_md = wrap_md(ev.metadata)
+    if ev.trailers_only and not self.headers_md then self.headers_md = metadata.new() end
+    local code = ev.code
+    if type(code) ~= "number" or code < 0 or code > 16 then code = status.UNKNOWN end
+    self:_finish(status.new(code, ev.message or "", ev.details))
+  elseif t == "deadline" then
+    self:_deadline()
+  elseif t == "drain" then
+    changed(self)
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- the user's side
+
+--- call:send(msg) -> true | nil, status. Waits (yields) while the transport holds more than
+-- 64 KiB of this call's output.
+function Call:send(msg)
+  if self.half_closed then error("lgrpc: send after close_send", 2) end
+  if self.st then return nil, self.st end
+  local bytes, err = self.codec.encode(msg)
+  if not bytes then return nil, status.internal("cannot encode request: " .. tostring(err)) end
+  if self.replayable then
+    self.sent[#self.sent + 1] = bytes
+    self.sent_bytes = self.sent_bytes + #bytes
+    if self.sent_bytes > RETRY_BUFFER and self.stream then
+      self.sent, self.replayable = {}, false
+    end
+  end
+  if not self.stream then
+    if self.sent_bytes > RETRY_BUFFER then self.replayable = false end
+    return true
+  end
+  local ok, buffered = self.stream:send_message(bytes)
+  if not ok then
+    local st = call.status_from_error(buffered)
+    if st.code == status.RESOURCE_EXHAUSTED then
+      -- over the send limit: the call cannot continue
+      self:_cancel(st)
+      return nil, st
+    end
+    if self.st then return nil, self.st end
+    return nil, st
+  end
+  while buffered and buffered > SEND_HIGH_WATER and not self.st do
+    wait_change(self)
+    if self.stream then buffered = self.stream:buffered() else break end
+  end
+  if self.st and self.st.code ~= status.OK then return nil, self.st end
+  return true
+end
+
+--- Half-closes the request side.
+function Call:close_send()
+  if self.half_closed then return true end
+  self.half_closed = true
+  if self.stream and not self.st then self.stream:close_send() end
+  return true
+end
+
+--- call:recv() -> msg | nil, status (the final status: OK at a clean end of stream).
+function Call:recv()
+  while true do
+    if self.ihead <= self.itail then
+      local bytes = self.inbox[self.ihead]
+      self.inbox[self.ihead] = nil
+      self.ihead = self.ihead + 1
+      self.inbox_bytes = self.inbox_bytes - #bytes
+      if self.paused and self.ihead > self.itail then
+        self.paused = false
+        if self.stream and not self.st then self.stream:resume() end
+      end
+      local msg, err = self.codec.decode(bytes)
+      if msg == nil then
+        local st = status.internal("cannot decode response: " .. tostring(err))
+        self:_cancel(st)
+        return nil, st
+      end
+      return msg
+    end
+    if self.st then return nil, self.st end
+    wait_change(self)
+  end
+end
+
+--- for msg in call:iter() do ... end; afterwards call:status() tells how the stream ended.
+function Call:iter()
+  return function()
+    local msg = self:recv()
+    return msg
+  end
+end
+
+--- Closes the request side and returns the single response (client streaming): msg, status.
+function Call:close_and_recv()
+  self:close_send()
+  local msg, st = self:recv()
+  if msg == nil then return nil, st end
+  st = self:status()
+  if st.code ~= status.OK then return nil, st end
+  return msg, st
+end
+
+--- Response headers (waits for them); an empty metadata object for a trailers-only response.
+function Call:headers()
+  while not self.headers_md and not self.st do wait_change(self) end
+  return self.headers_md or metadata.new()
+end
+
+-- Waiting for the end without reading every message: stop holding the stream back.
+local function unpause(self)
+  if self.paused and self.stream and not self.st then
+    self.paused = false
+    self.stream:resume()
+  end
+end
+
+--- Trailers (waits for the end of the call).
+function Call:trailers()
+  unpause(self)
+  while not self.st do wait_change(self) end
+  return self.trailers_md or metadata.new()
+end
+
+--- The final status (waits for the end of the call).
+function Call:status()
+  unpause(self)
+  while not self.st do wait_change(self) end
+  return self.st
+end
+
+--- True once the call has its final status.
+function Call:done() return self.st ~= nil end
+
+--- Cancels the call: the stream is reset and the status is CANCELLED.
+function Call:cancel(message)
+  if self.st then return false end
+  self:_cancel(status.cancelled(message or "cancelled by the client"))
+  return true
+end
+
+Call.__close = function(self) if not self.st then self:cancel() end end
+
+function Call:__tostring()
+  return "lgrpc.call(" .. self.path .. (self.st and (", " .. tostring(self.st)) or "") .. ")"
+end
+
+return call

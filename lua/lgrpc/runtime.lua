@@ -1,0 +1,297 @@
+-- lgrpc.runtime — the coroutine scheduler under every lgrpc call, over a small driver.
+-- Owns: tasks (coroutines lgrpc resumes, always from Lua), parking and waking, timers, the
+-- dispatch of driver events to their owners, and the "blocking call outside the loop" rule.
+-- Never runs user Lua from a C callback: events only mark state and queue tasks.
+--
+-- A driver is a table with now() -> seconds, poll(timeout_s | nil) -> array of events,
+-- timer(seconds) -> handle (handle:cancel(); fires an event { type = "timer", timer = handle }),
+-- wakeup(). `runtime.loop_driver()` is the epoll one over lgrpc.core.net; an OpenResty driver
+-- provides the same four functions over cosockets and ngx.timer.
+local runtime = {}
+
+local unpack = table.unpack or unpack
+local function pack(...) return { n = select("#", ...), ... } end
+runtime.pack, runtime.unpack = pack, unpack
+
+local PARK = setmetatable({}, { __tostring = function() return "lgrpc.park" end })
+
+---------------------------------------------------------------------------------------------
+-- the epoll driver
+
+function runtime.loop_driver()
+  local net = require("lgrpc.core").net
+  local loop = assert(net.loop())
+  local d = { loop = loop, net = net }
+  function d.now() return loop:now() / 1000 end
+  function d.poll(timeout)
+    if timeout then
+      local ms = math.ceil(timeout * 1000)
+      if ms < 0 then ms = 0 end
+      return loop:poll(ms)
+    end
+    return loop:poll()
+  end
+  function d.timer(seconds)
+    local ms = math.ceil(seconds * 1000)
+    if ms < 0 then ms = 0 end
+    return loop:timer(ms)
+  end
+  function d.wakeup() loop:wakeup() end
+  function d.listen(addr, opts) return loop:listen(addr, opts) end
+  function d.connect(addr, opts) return loop:connect(addr, opts) end
+  function d.close() loop:close() end
+  return d
+end
+
+---------------------------------------------------------------------------------------------
+-- runtimes
+
+local RT = {}
+RT.__index = RT
+
+function runtime.new(driver)
+  return setmetatable({
+    driver = driver,
+    queue = {}, qhead = 1, qtail = 0,        -- ready tasks: { task, vals }
+    owned = setmetatable({}, { __mode = "k" }), -- coroutine -> task
+    tasks = 0,                               -- live tasks
+    holds = 0,                               -- other work that keeps run() going
+    running = false,
+    stopping = false,
+    owners = {},                             -- session or listener -> object with :event(ev)
+    timers = {},                             -- driver timer handle -> function
+    log = function(msg) io.stderr:write(msg, "\n") end,
+  }, RT)
+end
+
+local default
+--- The runtime lgrpc.run/spawn/sleep and servers and channels use unless given another.
+function runtime.default()
+  if not default then default = runtime.new(runtime.loop_driver()) end
+  return default
+end
+
+function RT:now() return self.driver.now() end
+
+--- Keeps run() going while held (listeners, live calls); release once each.
+function RT:hold() self.holds = self.holds + 1 end
+function RT:release() self.holds = self.holds - 1 end
+
+function RT:busy()
+  return self.qhead <= self.qtail or self.tasks > 0 or self.holds > 0
+end
+
+--- Registers the object that receives the events of a session or listener.
+function RT:own(handle, owner) self.owners[handle] = owner end
+function RT:disown(handle) self.owners[handle] = nil end
+
+local function push(self, task, vals)
+  self.qtail = self.qtail + 1
+  self.queue[self.qtail] = { task, vals }
+end
+
+---------------------------------------------------------------------------------------------
+-- tasks
+
+local Task = {}
+Task.__index = Task
+
+--- Runs fn(...) in a new task (a coroutine the runtime owns); returns the task.
+-- task:wait() blocks until it ends and returns true, results... or nil, error.
+function RT:spawn(fn, ...)
+  if type(fn) ~= "function" then error("lgrpc.spawn: function expected, got " .. type(fn), 2) end
+  local task = { rt = self, done = false, waiters = {} }
+  setmetatable(task, Task)
+  local args = pack(...)
+  task.co = coroutine.create(function() return fn(unpack(args, 1, args.n)) end)
+  self.owned[task.co] = task
+  self.tasks = self.tasks + 1
+  push(self, task, pack())
+  return task
+end
+
+--- The task running now, or nil outside lgrpc's coroutines.
+function RT:current()
+  local co = coroutine.running()
+  return co and self.owned[co] or nil
+end
+
+local function finish(self, task, res)
+  task.done = true
+  task.result = res
+  self.owned[task.co] = nil
+  self.tasks = self.tasks - 1
+  if not res[1] then
+    task.error = res[2]
+    if not task.error_handled then
+      self.log("lgrpc: task failed: " .. tostring(res[2]))
+    end
+  end
+  for _, p in ipairs(task.waiters) do self:unpark(p) end
+  task.waiters = {}
+end
+
+local function resume(self, task, vals)
+  local co = task.co
+  local res = pack(coroutine.resume(co, unpack(vals, 1, vals.n)))
+  if coroutine.status(co) == "dead" then
+    if not res[1] and task.traceback ~= false then
+      res[2] = debug.traceback(co, tostring(res[2]))
+    end
+    finish(self, task, res)
+  elseif res[2] ~= PARK then
+    -- a plain coroutine.yield() from user code: let others run, then continue
+    push(self, task, pack())
+  end
+end
+
+function Task:wait()
+  if not self.done then
+    self.error_handled = true
+    local p = {}
+    self.waiters[#self.waiters + 1] = p
+    self.rt:park(p)
+  end
+  local r = self.result
+  if r[1] then return true, unpack(r, 2, r.n) end
+  return nil, r[2]
+end
+
+function Task:alive() return not self.done end
+
+---------------------------------------------------------------------------------------------
+-- parking: the one blocking primitive
+
+--- Blocks the caller until rt:unpark(p, ...) and returns those values. deadline: absolute
+-- runtime seconds, after which p is unparked with (nil, "timeout").
+-- In a task: yields. Outside the loop (main thread or any coroutine while the loop is not
+-- running): runs the loop underneath until p is unparked. In a foreign coroutine while the loop
+-- runs: raises, since nothing would ever resume it.
+function RT:park(p, deadline)
+  if not p.done then
+    local task = self:current()
+    if not task and self.running then
+      error("lgrpc: blocking call from a coroutine lgrpc does not own " ..
+        "(run it with lgrpc.spawn, or in a handler)", 3)
+    end
+    local timer
+    if deadline then
+      timer = self:at(deadline, function() self:unpark(p, nil, "timeout") end)
+    end
+    if task then
+      p.task = task
+      task.parker = p
+      coroutine.yield(PARK)
+      task.parker = nil
+    else
+      self:run_until(function() return p.done end)
+    end
+    if timer then self:cancel_timer(timer) end
+  end
+  local v = p.vals
+  if not v then return nil, "stopped" end
+  return unpack(v, 1, v.n)
+end
+
+--- Wakes what waits on p (at most once; later calls are ignored).
+function RT:unpark(p, ...)
+  if p.done then return false end
+  p.done = true
+  p.vals = pack(...)
+  if p.task then push(self, p.task, pack()) end
+  return true
+end
+
+---------------------------------------------------------------------------------------------
+-- timers
+
+--- Calls fn (call-layer code, never user Lua) at absolute runtime time t; returns a handle.
+function RT:at(t, fn)
+  local h = self.driver.timer(t - self:now())
+  self.timers[h] = fn
+  return h
+end
+
+function RT:after(seconds, fn) return self:at(self:now() + seconds, fn) end
+
+function RT:cancel_timer(h)
+  if self.timers[h] then
+    self.timers[h] = nil
+    h:cancel()
+  end
+end
+
+--- Sleeps seconds (yielding in a task, running the loop outside one). In a handler whose call
+-- is cancelled, returns early with nil, status.
+function RT:sleep(seconds)
+  if type(seconds) ~= "number" then error("lgrpc.sleep: seconds expected", 2) end
+  local p = { cancellable = true }
+  self:hold()
+  local ok, a, b = pcall(self.park, self, p, self:now() + math.max(seconds, 0))
+  self:release()
+  if not ok then error(a, 2) end
+  if a == nil and b == "timeout" then return true end
+  return a, b
+end
+
+---------------------------------------------------------------------------------------------
+-- the loop
+
+local function dispatch(self, ev)
+  if ev.type == "timer" then
+    local fn = self.timers[ev.timer]
+    if fn then
+      self.timers[ev.timer] = nil
+      fn()
+    end
+    return
+  end
+  local owner = (ev.listener and self.owners[ev.listener]) or (ev.session and self.owners[ev.session])
+  if owner then owner:event(ev) end
+end
+
+local function run_ready(self)
+  while self.qhead <= self.qtail do
+    local item = self.queue[self.qhead]
+    self.queue[self.qhead] = nil
+    self.qhead = self.qhead + 1
+    resume(self, item[1], item[2])
+  end
+  self.qhead, self.qtail = 1, 0
+end
+
+--- Runs the loop until pred() is true (pred nil: until no work is left or stop()).
+function RT:run_until(pred)
+  local was = self.running
+  self.running = true
+  local ok, err = pcall(function()
+    while true do
+      run_ready(self)
+      if pred then
+        if pred() then return end
+      else
+        if self.stopping or not self:busy() then return end
+      end
+      local events = self.driver.poll(self.qhead <= self.qtail and 0 or nil)
+      for i = 1, #events do dispatch(self, events[i]) end
+    end
+  end)
+  self.running = was
+  if not ok then error(err, 0) end
+end
+
+--- lgrpc.run(): runs every server and call until no work is left or lgrpc.stop().
+function RT:run()
+  if self.running then error("lgrpc.run: the loop is already running", 2) end
+  self.stopping = false
+  self:run_until(nil)
+  self.stopping = false
+  return true
+end
+
+function RT:stop()
+  self.stopping = true
+  self.driver.wakeup()
+end
+
+return runtime
