@@ -533,4 +533,55 @@ describe("lgrpc.proto.codec", function()
       assert.equal("codec.p3.Scalars.f_bytes: truncated bytes", err)
     end)
   end)
+  describe("descriptor sets", function()
+    local desc
+    setup(function()
+      desc = assert(codec.schema(fdp.load("/usr/include", "google/protobuf/descriptor.proto")))
+    end)
+
+    local function same_bytes(schema, dir, file)
+      local raw = fdp.descriptor_set(dir, file, "--include_source_info")
+      local t = assert(schema:decode("google.protobuf.FileDescriptorSet", raw))
+      local b = assert(schema:encode("google.protobuf.FileDescriptorSet", t))
+      assert.equal(#raw, #b)
+      assert.is_true(raw == b, file .. ": re-encoded descriptor set differs from protoc's")
+      return t
+    end
+
+    it("re-encodes protoc's --descriptor_set_out byte for byte", function()
+      same_bytes(desc, FIX, "p2.proto")
+      same_bytes(desc, FIX, "p3.proto")
+      same_bytes(desc, "/usr/include", "google/protobuf/descriptor.proto")
+      local t = same_bytes(desc, "/usr/share/grpc-proto", "grpc/health/v1/health.proto")
+      local f = t.file[#t.file]
+      assert.equal("grpc/health/v1/health.proto", f.name)
+      assert.equal("HealthCheckResponse", f.message_type[2].name)
+      assert.equal("TYPE_ENUM", f.message_type[2].field[1].type)
+      assert.equal("LABEL_OPTIONAL", f.message_type[2].field[1].label)
+    end)
+
+    it("keeps custom options as unknown bytes, or reads them as known extensions", function()
+      local t = same_bytes(desc, FIX, "opts.proto")
+      local thing = t.file[2].message_type[2]
+      assert.equal("Thing", thing.name)
+      assert.is_true(thing.options.deprecated)
+      assert.equal("92b518130a017210fbffffffffffffffff011a030a016e98b5180198b51802", hex(thing.options["$unknown"]))
+      local withopts = assert(codec.schema(fdp.load(FIX, "opts.proto")))
+      t = same_bytes(withopts, FIX, "opts.proto")
+      thing = t.file[2].message_type[2]
+      assert.is_nil(thing.options["$unknown"])
+      assert.same({ name = "r", limit = -5, nested = { { name = "n" } } }, thing.options["[codec.opts.rule]"])
+      assert.same({ 1, 2 }, thing.options["[codec.opts.codes]"])
+      local fo = thing.field[1].options
+      assert.is_true(fo["[codec.opts.sensitive]"])
+      assert.is_true(fo.deprecated)
+      assert.equal(-1 / 0, 1 / thing.field[2].options["[codec.opts.weight]"])
+      assert.equal("zero", thing.enum_type[1].value[1].options["[codec.opts.alias]"])
+      -- what the compiler does with an option value: encode it through an extension name
+      local b = assert(withopts:encode("google.protobuf.MessageOptions",
+        { ["[codec.opts.rule]"] = { name = "r", limit = -5, nested = { { name = "n" } } },
+          ["[codec.opts.codes]"] = { 1, 2 } }))
+      assert.equal("92b518130a017210fbffffffffffffffff011a030a016e98b5180198b51802", hex(b))
+    end)
+  end)
 end)
