@@ -294,13 +294,13 @@ local function raw_codec()
   }
 end
 
-local function pool_codec(pool, input_type, output_type)
+local function pool_codec(pool, input_type, output_type, dopts)
   return {
     encode = function(msg)
       if type(msg) ~= "table" then return nil, "message table expected, got " .. type(msg) end
       return pool:encode(input_type, msg)
     end,
-    decode = function(bytes) return pool:decode(output_type, bytes) end,
+    decode = function(bytes) return pool:decode(output_type, bytes, dopts) end,
   }
 end
 
@@ -391,7 +391,7 @@ function Channel:stub(service_name)
   for _, m in ipairs(svc.method or {}) do
     local path = "/" .. full .. "/" .. m.name
     local kind = method_kind(m)
-    local codec = pool_codec(pool, m.input_type, m.output_type)
+    local codec = pool_codec(pool, m.input_type, m.output_type, self.opts.decode)
     if kind == "unary" or kind == "server_stream" then
       stub[m.name] = function(_, req, opts) return self:_invoke(path, kind, codec, req, opts) end
     else

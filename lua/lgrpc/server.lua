@@ -43,7 +43,8 @@ local function check_interceptor(i)
   error("lgrpc.server:use: an interceptor is a function or a table { unary = fn, stream = fn }", 3)
 end
 
---- lgrpc.server(opts): opts: pool, max_recv_msg_size (default 4 MiB), max_send_msg_size,
+--- lgrpc.server(opts): opts: pool, decode (options for pool:decode, e.g. { int64 = "string" }),
+-- max_recv_msg_size (default 4 MiB), max_send_msg_size,
 -- max_concurrent_streams, stream_window, conn_window, idle_timeout (s), runtime,
 -- log (function(msg), default stderr).
 function server.new(opts)
@@ -98,11 +99,12 @@ function Server:add(service_name, impl)
     local path = "/" .. full .. "/" .. name
     local kind = method_kind(m)
     local it, ot = m.input_type, m.output_type
+    local dopts = self.opts.decode
     self.methods[path] = {
       kind = kind, handler = impl[name], path = path,
       streaming_in = kind == "client_stream" or kind == "bidi",
       info = { method = path, service = full, name = name, kind = kind, server = self },
-      decode = function(bytes) return pool:decode(it, bytes) end,
+      decode = function(bytes) return pool:decode(it, bytes, dopts) end,
       encode = function(msg)
         if type(msg) ~= "table" then return nil, "message table expected, got " .. type(msg) end
         return pool:encode(ot, msg)
@@ -570,11 +572,12 @@ function Server:shutdown(grace)
     rt:release()
     if not ok then error(err, 2) end
   end
-  -- past the grace: cancel what is left and close the connections
+  -- past the grace: cancel what is left and close the connections that still carry calls
+  -- (the others end by themselves once the final GOAWAY is out)
   for c in pairs(self.calls) do
     c:_cancelled(status.unavailable("server shutting down"))
+    c.conn.session:close()
   end
-  for conn in pairs(self.conns) do conn.session:close() end
   -- give the handlers of cancelled calls and the closing connections a moment to end
   local until_t = rt:now() + 1
   while (self.ncalls > 0 or next(self.conns)) and rt:now() < until_t do
@@ -586,6 +589,7 @@ function Server:shutdown(grace)
     rt:release()
     if not ok then error(err, 2) end
   end
+  for conn in pairs(self.conns) do conn.session:close() end
   self.closed = true
   return true
 end
