@@ -427,11 +427,14 @@ static int l_format_double(lua_State *L)
   return 1;
 }
 
-/* float32(v) -> the nearest float's value, or nil when |v| exceeds FLT_MAX */
+/* float32(v) -> the nearest float's value, or nil when v rounds to a float infinity (values a
+ * little above FLT_MAX round down to it, as a C++ parser and the wire format would). */
 static int l_float32(lua_State *L)
 {
   double v = (double)luaL_checknumber(L, 1);
-  if (isfinite(v) && fabs(v) > FLT_MAX) { lua_pushnil(L); return 1; }
+  const double overflow = (double)FLT_MAX + 0x1p103; /* FLT_MAX plus half an ulp: rounds to inf */
+  if (isfinite(v) && fabs(v) >= overflow) { lua_pushnil(L); return 1; }
+  if (isfinite(v) && fabs(v) > FLT_MAX) v = v < 0 ? -FLT_MAX : FLT_MAX;
   lua_pushnumber(L, (lua_Number)(float)v);
   return 1;
 }

@@ -61,8 +61,11 @@ function Pool:file_of(name) local s = sym(self, name); return s and s.file end
 
 local function schema(self)
   if self._schema == nil then
+    -- the binary codec is another module; without a working one the Any specs stay pending
     local ok, codec = pcall(require, "lgrpc.proto.codec")
-    self._schema = ok and codec.schema and assert(codec.schema(self._files)) or false
+    local built, s = false, nil
+    if ok and type(codec) == "table" and codec.schema then built, s = pcall(codec.schema, self._files) end
+    self._schema = built and s or false
   end
   return self._schema
 end
