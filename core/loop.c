@@ -270,17 +270,14 @@ lgrpc_timer *lgrpc_timer_new(lgrpc_loop *lp, int64_t ms)
 void lgrpc_timer_cancel(lgrpc_timer *t)
 {
   if (t->loop && t->index != SIZE_MAX) heap_remove(t->loop, t);
+  t->loop = NULL; /* one-shot: a cancelled timer never comes back */
 }
 
 void lgrpc_timer_free(lgrpc_timer *t)
 {
   if (!t) return;
   lgrpc_timer_cancel(t);
-  /* a fired event may still point at it */
-  if (t->loop) {
-    for (lgrpc_loop_event *ev = t->loop->qhead; ev; ev = ev->next)
-      if (ev->timer == t) ev->timer = NULL;
-  }
+  /* fired events are taken in the same poll that queues them, so none can point at t here */
   free(t);
 }
 
@@ -796,6 +793,7 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
   while (lp->nheap && lp->heap[0]->when <= lp->now) {
     lgrpc_timer *t = lp->heap[0];
     heap_remove(lp, t);
+    t->loop = NULL; /* a fired timer is done with the loop */
     queue(lp, LGRPC_LEV_TIMER, NULL, NULL, t);
   }
   for (lgrpc_conn *c = lp->conns; c; c = c->next) {

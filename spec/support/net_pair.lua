@@ -51,6 +51,8 @@ function M.echo(events, status_md)
 end
 
 function M.settle()
+  -- LuaJIT traces keep the closures they specialised on (and so their upvalues) alive
+  if jit then jit.flush() end
   for _ = 1, 3 do collectgarbage("collect") end
   return net.counters()
 end
