@@ -233,6 +233,8 @@ int lgrpc_codec_decode(const lgrpc_schema *s, uint32_t msg, const uint8_t *p, si
   c.npath = 0;
   err->code = 0;
   if (msg >= s->nmsgs) return lgrpc_codec_fail(err, LGRPC_ECODEC_SCHEMA, "no such message");
+  static const uint8_t empty[1];
+  if (!p) p = empty, n = 0; /* NULL + 0 is undefined in C */
   int rc = dec_msg(&c, &s->msgs[msg], &p, p + n, 0, 0);
   if (rc) {
     if (!err->code) lgrpc_codec_fail(err, rc, "%s", lgrpc_codec_strerror(rc));
