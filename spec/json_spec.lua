@@ -251,8 +251,9 @@ describe("lgrpc.proto.json", function()
     end)
 
     it("sorts map keys and writes them as strings", function()
-      assert.equal('{"mInt32Int32":{"-1":2,"10":1,"3":0},"mBoolBool":{"false":true,"true":false}}',
-        enc(K, { m_int32_int32 = { [10] = 1, [3] = 0, [-1] = 2 }, m_bool_bool = { [true] = false, [false] = true } }))
+      assert.equal('{"mInt32Int32":{"-10":3,"-1":2,"3":0,"10":1},"mBoolBool":{"false":true,"true":false}}',
+        enc(K, { m_int32_int32 = { [10] = 1, [3] = 0, [-1] = 2, [-10] = 3 }, m_bool_bool = { [true] = false, [false] = true } }))
+      assert.equal('{"mStringString":{"":"e","B":"b","a":"a"}}', enc(K, { m_string_string = { a = "a", B = "b", [""] = "e" } }))
     end)
 
     it("writes groups and extensions", function()
@@ -276,6 +277,8 @@ describe("lgrpc.proto.json", function()
       assert.same({ nil, "$.rInt32: expected an array for repeated field r_int32" }, { enc(K, { r_int32 = 5 }) })
       assert.same({ nil, "$.fBool: expected a boolean, got number" }, { enc(K, { f_bool = 1 }) })
       assert.same({ nil, 'unknown message type "no.Such"' }, { enc("no.Such", {}) })
+      assert.has_error(function() json.encode(pool, K, "x") end, "json.encode: message table expected")
+      assert.has_error(function() json.decode(pool, K, {}) end, "json.decode: JSON text expected")
       local loop = {}
       loop.child = loop
       local text, err = enc("lgrpc.jsontest.Node", loop)
@@ -497,7 +500,10 @@ describe("lgrpc.proto.json", function()
       assert.same({ values = { { list_value = { values = {} } }, { struct_value = { fields = {} } } } }, m.list_value)
       assert.equal('{"struct":{"a":[1.0,"x",null,true,{"b":{}}],"c":1.5},"value":"s","listValue":[[],{}]}', wkt_text(m))
       assert.equal('{"value":null}', wkt_text { value = {} })
-      assert.equal('{"value":"Infinity"}', wkt_text { value = { number_value = 1 / 0 } })
+      -- as protobuf's conformance suite requires (python's json_format would write "Infinity")
+      assert.same({ nil, "$.value: Value number_value cannot be NaN or Infinity in JSON" }, { enc(W, { value = { number_value = 1 / 0 } }) })
+      assert.same({ nil, "$.struct.n: Value number_value cannot be NaN or Infinity in JSON" },
+        { enc(W, { struct = { fields = { n = { number_value = 0 / 0 } } } }) })
       assert.same({ nil, "$.struct: expected an object for google.protobuf.Struct" }, { dec(W, '{"struct": [1]}') })
       assert.same({ nil, "$.listValue: expected an array for google.protobuf.ListValue" }, { dec(W, '{"listValue": {}}') })
       assert.same({ nil, "$.value.a[0]: number out of range" }, { dec(W, '{"value": {"a": [1e999]}}') })
@@ -546,6 +552,21 @@ describe("lgrpc.proto.json", function()
         assert.same({ nil, '$.any: unexpected member "x" in an Any holding google.protobuf.Duration (expected "value")' },
           { dec(W, '{"any": {"@type": "type.googleapis.com/google.protobuf.Duration", "value": "1s", "x": 1}}') })
       end)
+    end)
+  end)
+
+  describe("through lgrpc.proto pools", function()
+    it("pool:json_encode and pool:json_decode use this mapping", function()
+      local proto = require "lgrpc.proto"
+      local p = proto.pool { include = { (os.getenv("LGRPC_TOP") or ".") .. "/spec/fixtures/json" } }
+      assert(p:load { "jsontest.proto" })
+      local text = assert(p:json_encode("lgrpc.jsontest.Feature", { name = "n", location = { latitude = 1 } }, { indent = 0 }))
+      assert.equal('{"name":"n","location":{"latitude":1}}', text)
+      assert.same({ name = "n", location = { latitude = 1 } }, p:json_decode("lgrpc.jsontest.Feature", text))
+      assert.same({ nil, "$.location.latitude: expected an integer" },
+        { p:json_decode("lgrpc.jsontest.Feature", '{"location": {"latitude": true}}') })
+      local m = assert(p:json_decode("lgrpc.jsontest.Wkt", '{"any": {"@type": "type.googleapis.com/lgrpc.jsontest.Point", "latitude": 3}}'))
+      assert.equal('{"any":{"@type":"type.googleapis.com/lgrpc.jsontest.Point","latitude":3}}', p:json_encode("lgrpc.jsontest.Wkt", m, { indent = 0 }))
     end)
   end)
 end)

@@ -453,6 +453,15 @@ local function map_key_text(f, k, path)
   return canonical_int(k, kf.int_kind, path)
 end
 
+local function int_text_less(a, b)
+  -- numeric order of canonical decimal texts
+  local na, nb = a:sub(1, 1) == "-", b:sub(1, 1) == "-"
+  if na ~= nb then return na end
+  if #a ~= #b then return (#a < #b) ~= na end
+  if na then return a > b end
+  return a < b
+end
+
 local function enc_field(ctx, f, v, path, depth)
   resolve(f)
   if f.map then
@@ -464,7 +473,7 @@ local function enc_field(ctx, f, v, path, depth)
       keys[#keys + 1] = t
       texts[t] = k
     end
-    sort(keys)
+    if f.key_field.kind == "int" then sort(keys, int_text_less) else sort(keys) end
     local obj = new_object()
     for _, t in ipairs(keys) do
       local kp = key_path(path, t)
@@ -613,7 +622,9 @@ function WKT_ENCODE.Value(ctx, info, msg, path, depth)
   local v = msg[which]
   if which == "number_value" then
     if type(v) ~= "number" then fail(path, "number_value must be a number") end
-    return enc_float({ float32 = false }, v, path)
+    -- JSON has no NaN or Infinity numbers, and a string would read back as string_value
+    if v ~= v or v == huge or v == -huge then fail(path, "Value number_value cannot be NaN or Infinity in JSON") end
+    return raw_number(format_double(v))
   elseif which == "string_value" then
     if type(v) ~= "string" then fail(path, "string_value must be a string") end
     if not is_utf8(v) then fail(path, "string_value holds invalid UTF-8") end
@@ -969,6 +980,7 @@ function json.encode(pool, type_name, msg, opts)
   if type(indent) ~= "number" or indent < 0 or indent > 64 or indent ~= floor(indent) then
     error("json.encode: indent must be an integer from 0 to 64", 2)
   end
+  if type(msg) ~= "table" then error("json.encode: message table expected", 2) end
   local info, cache, err = type_of(pool, type_name)
   if not info then return nil, err end
   local ctx = {
