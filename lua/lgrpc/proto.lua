@@ -179,19 +179,21 @@ function Pool:descriptor_set(names, opts)
   elseif type(names) == "string" then
     names = { names }
   end
+  -- protoc orders the output so that a file follows the files it imports, with or without
+  -- --include_imports; without it, imports that were not asked for are left out.
+  local wanted = {}
+  for _, name in ipairs(names) do wanted[name] = true end
   local out, seen = {}, {}
   local function add(name)
     if seen[name] then return true end
     local fdp = self._by_name[name]
     if not fdp then return nil, 'no file "' .. tostring(name) .. '" in this pool' end
     seen[name] = true
-    if opts.include_imports then
-      for _, dep in ipairs(fdp.dependency or {}) do
-        local ok, err = add(dep)
-        if not ok then return nil, err end
-      end
+    for _, dep in ipairs(fdp.dependency or {}) do
+      local ok, err = add(dep)
+      if not ok then return nil, err end
     end
-    out[#out + 1] = fdp
+    if opts.include_imports or wanted[name] then out[#out + 1] = fdp end
     return true
   end
   for _, name in ipairs(names) do
