@@ -328,6 +328,12 @@ describe("lgrpc.proto.json", function()
       assert.same({ e = "ONE" }, dec(L, '{"e": 1}'))
     end)
 
+    it("reads enum aliases as the first name declared for the number", function()
+      assert.same({ a = "ALIAS_TWO", r = { "ALIAS_TWO", "ALIAS_TWO", "ALIAS_ZERO" } },
+        dec("lgrpc.jsontest.WithAlias", '{"a": "deux", "r": ["DEUX", 2, "ALIAS_ZERO"]}'))
+      assert.equal('{"a":"ALIAS_TWO","r":["ALIAS_TWO","ALIAS_TWO"]}', enc("lgrpc.jsontest.WithAlias", { a = "deux", r = { "DEUX", 2 } }))
+    end)
+
     it("reads maps with typed keys", function()
       local m = assert(dec(K, '{"mInt64Int64": {"-5": "6"}, "mBoolBool": {"true": false}, "mUint64Uint64": {"18446744073709551615": 1}, '
         .. '"mStringPoint": {"a": {"latitude": 1}}}'))

@@ -389,7 +389,7 @@ local function enc_enum(ctx, f, v, path)
   if type(v) == "string" then
     number = e.by_name[v]
     if number == nil then fail(path, 'unknown value "' .. v .. '" for enum ' .. e.name) end
-    name = v
+    name = e.by_number[number] -- an alias prints as the first name declared for its number
   elseif type(v) == "number" then
     if v ~= floor(v) then fail(path, "expected an enum value name or number") end
     number, name = v, e.by_number[v]
@@ -728,7 +728,8 @@ end
 local function dec_enum(ctx, f, v, path)
   local e = f.enum
   if type(v) == "string" then
-    if e.by_name[v] ~= nil then return v end
+    local number = e.by_name[v]
+    if number ~= nil then return e.by_number[number] end -- aliases read as the first name
     if ctx.ignore_unknown then return SKIP end
     fail(path, 'unknown value "' .. v .. '" for enum ' .. e.name)
   end
