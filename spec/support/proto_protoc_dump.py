@@ -33,6 +33,14 @@ def unknown_bytes(msg):
     return full[len(k):] if full.startswith(k) else b""
 
 
+LUA_KEYWORDS = {"and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+                "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"}
+
+
+def lua_key(name):
+    return '["%s"]' % name if name in LUA_KEYWORDS else name
+
+
 def value(fd, v):
     if fd.type == FD.TYPE_MESSAGE or fd.type == FD.TYPE_GROUP:
         return message(v)
@@ -51,9 +59,9 @@ def message(msg):
     parts = []
     for fd, v in msg.ListFields():
         if fd.label == FD.LABEL_REPEATED:
-            parts.append("%s={%s}" % (fd.name, ",".join(value(fd, x) for x in v)))
+            parts.append("%s={%s}" % (lua_key(fd.name), ",".join(value(fd, x) for x in v)))
         else:
-            parts.append("%s=%s" % (fd.name, value(fd, v)))
+            parts.append("%s=%s" % (lua_key(fd.name), value(fd, v)))
     u = unknown_bytes(msg)
     if u:
         parts.append('["$unknown"]=%s' % lua_string(u))

@@ -6,7 +6,7 @@
 local lpeg = require "lpeg"
 
 local P, R, S, V = lpeg.P, lpeg.R, lpeg.S, lpeg.V
-local C, Cc, Cp, Ct, Cg, Cf, Cmt = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cf, lpeg.Cmt
+local C, Cc, Cp, Ct, Cg, Cf, Cmt, Cb = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cf, lpeg.Cmt, lpeg.Cb
 
 local M = {}
 
@@ -85,7 +85,12 @@ local float_lit = (digit ^ 1 * P"." * digit ^ 0 * exponent ^ -1 + P"." * digit ^
 local hex_lit = P"0" * S"xX" * hexdigit ^ 1
 local oct_lit = P"0" * octdigit ^ 1
 local dec_lit = R"19" * digit ^ 0 + P"0"
-local int_lit = (hex_lit + oct_lit + dec_lit) * -(idchar + P".")
+-- tokenizer errors protoc reports inside a number
+local bad_hex = P"0" * S"xX" * Cmt(Cp(), function(_, _, p) raise(p, '"0x" must be followed by hex digits.') end)
+local bad_octal = P"0" * octdigit ^ 0 * Cmt(Cp() * R"89", function(_, _, p)
+  raise(p, "Numbers starting with leading zero must be in octal.")
+end)
+local int_lit = (hex_lit + bad_hex + #(P"0" * octdigit ^ 0 * R"89") * bad_octal + oct_lit + dec_lit) * -(idchar + P".")
 
 -- strings: every escape protoc's tokenizer knows, decoded to bytes here
 local simple_escapes = {
@@ -129,10 +134,11 @@ local function field_expected()
   if syntax_seen == "proto3" then return "Expected type name." end
   return 'Expected "required", "optional", or "repeated".'
 end
-local function enter_message(_, i)
+-- protoc prints this one without a position; ours names the message keyword that crossed the limit
+local function enter_message(_, i, start)
   depth = depth + 1
   if depth > M.max_depth then
-    raise(false, "Reached maximum recursion limit for nested messages.")
+    raise(start, "Reached maximum recursion limit for nested messages.")
   end
   return true
 end
@@ -205,10 +211,10 @@ G.optionName = Ct(V"optionNamePart" * (sym"." * expect(V"optionNamePart", "Expec
 
 G.constant = Ct(field(Cp(), "pos") * (
   field(Cc"string", "kind") * field(strlit, "value") +
-  field(sym"-" * Cc(true), "neg") ^ -1 * (
+  field(sym"-" * Cc(true), "neg") ^ -1 * field(Cp(), "text_pos") * (
     field(Cc"float", "kind") * field(C(float_lit), "text") * skip +
     field(Cc"int", "kind") * field(C(int_lit), "text") * skip +
-    field(Cc"ident", "kind") * field(Cp(), "text_pos") * field(ident, "text")) +
+    field(Cc"ident", "kind") * field(ident, "text")) +
   field(Cc"aggregate", "kind") * field(V"aggregate", "value")))
 
 G.option = node("option", kw"option" * field(expect(V"optionName", "Expected identifier."), "name") *
@@ -235,14 +241,15 @@ G.field = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
   (sym"=" + fail("Missing field number.")) * field_number *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 
-G.group = node("group", field(V"label", "label") ^ -1 * kw"group" * field(Cp(), "name_pos") *
+G.group = node("group", field(V"label", "label") ^ -1 * field(Cp(), "type_pos") *
+  Cmt(Cp() * kw"group", enter_message) * field(Cp(), "name_pos") *
   field(expect(ident, "Expected group name."), "name") *
   (sym"=" + fail("Missing field number.")) * field_number *
   field(V"fieldOptions", "options") ^ -1 *
-  Cmt(Cp(), enter_message) * expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
+  expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
   Cmt(Cp(), leave_message))
 
-G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * sym"<" *
+G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(Cp(), "lt_pos") * sym"<" *
   field(Cp(), "key_pos") * field(expect(message_or_enum_type, "Expected type name."), "key_type") *
   expect(sym",", 'Expected ",".') *
   field(Cp(), "type_pos") * field(expect(message_or_enum_type, "Expected type name."), "type") *
@@ -254,7 +261,7 @@ G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * sym"<" 
 G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident, "Expected oneof name."), "name") *
   expect(sym"{", 'Expected "{".') *
   field(Ct((V"option" + V"emptyStatement" + V"group" + V"mapField" + V"field") ^ 0), "body") *
-  expect(sym"}", 'Expected type name.', "oneof"))
+  field(Cp(), "close_pos") * expect(sym"}", 'Expected type name.', "oneof"))
 
 -- ranges: 1, 5 to 10, 100 to max
 local range_end = field(Cp(), "to_pos") * (field(C(P"max") * -idchar * skip, "to") +
@@ -276,9 +283,9 @@ G.messageElement = V"option" + V"message" + V"enum" + V"extend" + V"extensions" 
   V"oneof" + V"emptyStatement" + V"mapField" + V"group" + V"field"
 G.messageBody = Ct(V"messageElement" ^ 0) * expect(sym"}", field_expected, "message")
 
-G.message = node("message", kw"message" * field(Cp(), "name_pos") *
+G.message = node("message", Cmt(Cp() * kw"message", enter_message) * field(Cp(), "name_pos") *
   field(expect(ident, "Expected message name."), "name") *
-  Cmt(Cp(), enter_message) * expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
+  expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
   Cmt(Cp(), leave_message))
 
 G.enumValue = node("value", field(Cp(), "name_pos") * field(ident, "name") *
@@ -322,9 +329,8 @@ G.aggScalar = Ct(field(Cp(), "pos") * (
     field(Cc"float", "kind") * field(C(float_lit), "text") * skip +
     field(Cc"int", "kind") * field(C(int_lit), "text") * skip +
     field(Cc"ident", "kind") * field(ident, "text"))))
-G.aggMessage = Cmt(Cp(), enter_agg) * (
-  sym"{" * V"aggBody" * expect(sym"}", 'Expected "}".') +
-  sym"<" * V"aggBody" * expect(sym">", 'Expected ">".')) * Cmt(Cp(), leave_agg)
+G.aggMessage = sym"{" * Cmt(Cp(), enter_agg) * V"aggBody" * expect(sym"}", 'Expected "}".') * Cmt(Cp(), leave_agg) +
+  sym"<" * Cmt(Cp(), enter_agg) * V"aggBody" * expect(sym">", 'Expected ">".') * Cmt(Cp(), leave_agg)
 G.aggValue = Ct(field(Cp(), "pos") * field(Cc"aggregate", "kind") * field(V"aggMessage", "value")) + V"aggScalar"
 G.aggList = sym"[" * Ct((V"aggValue" * (sym"," * expect(V"aggValue", "Expected value.")) ^ 0) ^ -1) *
   expect(sym"]", 'Expected "]".')

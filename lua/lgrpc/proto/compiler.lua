@@ -1,0 +1,972 @@
+-- lgrpc.proto.compiler: one parse tree (lgrpc.proto.grammar) plus the compiled tables of its
+-- imports -> one FileDescriptorProto table, field for field as protoc 3.21 writes it (names
+-- resolved as protoc scopes them, json_name, canonical default_value, map entries, synthetic
+-- oneofs, groups, options), or nil and protoc's "file:line:col: message". Never reads files
+-- (lgrpc.proto.loader does) and never touches a pool beyond the lookups it is handed.
+local grammar = require "lgrpc.proto.grammar"
+local numbers = require "lgrpc.proto.numbers"
+local options = require "lgrpc.proto.options"
+
+local M = {}
+
+local function raise(pos, msg) error({ lgrpc_compile = true, pos = pos, msg = msg }, 0) end
+M.raise = raise
+
+local function push(t, key, v)
+  local a = t[key]
+  if not a then a = {}; t[key] = a end
+  a[#a + 1] = v
+  return #a
+end
+
+local function join(scope, name)
+  if scope == nil or scope == "" then return name end
+  return scope .. "." .. name
+end
+
+local scalar_types = {
+  double = "TYPE_DOUBLE", float = "TYPE_FLOAT", int64 = "TYPE_INT64", uint64 = "TYPE_UINT64",
+  int32 = "TYPE_INT32", fixed64 = "TYPE_FIXED64", fixed32 = "TYPE_FIXED32", bool = "TYPE_BOOL",
+  string = "TYPE_STRING", bytes = "TYPE_BYTES", uint32 = "TYPE_UINT32", sfixed32 = "TYPE_SFIXED32",
+  sfixed64 = "TYPE_SFIXED64", sint32 = "TYPE_SINT32", sint64 = "TYPE_SINT64",
+}
+M.scalar_types = scalar_types
+local labels = { optional = "LABEL_OPTIONAL", required = "LABEL_REQUIRED", repeated = "LABEL_REPEATED" }
+
+-- protoc's ToJsonName: drop underscores, upper-case the letter after one
+local function camel(name, cap_next)
+  local out = {}
+  for c in name:gmatch(".") do
+    if c == "_" then
+      cap_next = true
+    elseif cap_next then
+      out[#out + 1] = c:upper()
+      cap_next = false
+    else
+      out[#out + 1] = c
+    end
+  end
+  return table.concat(out)
+end
+function M.json_name(name) return camel(name, false) end
+-- protoc's MapEntryName: "my_field" -> "MyFieldEntry"
+local function map_entry_name(name) return camel(name, true) .. "Entry" end
+
+-- protoc's CEscape, used for bytes defaults
+local cescape_map = { [10] = "\\n", [13] = "\\r", [9] = "\\t", [34] = '\\"', [39] = "\\'", [92] = "\\\\" }
+function M.cescape(s)
+  return (s:gsub("[%z\1-\31\34\39\92\127-\255]", function(c)
+    local b = c:byte()
+    return cescape_map[b] or string.format("\\%03o", b)
+  end))
+end
+
+---------------------------------------------------------------------------------------------
+-- Symbol index of one compiled file: full name (no dot) -> { kind, desc, file, parent }.
+local index_cache = setmetatable({}, { __mode = "k" })
+
+local function index_file(fdp)
+  local idx = index_cache[fdp]
+  if idx then return idx end
+  idx = {}
+  local file = fdp.name
+  local pkg = fdp.package or ""
+  if pkg ~= "" then
+    local acc
+    for part in pkg:gmatch("[^.]+") do
+      acc = join(acc, part)
+      if not idx[acc] then idx[acc] = { kind = "package", file = file } end
+    end
+  end
+  local function add(full, kind, desc, parent)
+    if not idx[full] then idx[full] = { kind = kind, desc = desc, file = file, parent = parent } end
+  end
+  local function add_enum(scope, e)
+    local full = join(scope, e.name)
+    add(full, "enum", e)
+    for _, v in ipairs(e.value or {}) do add(join(scope, v.name), "enum_value", v, e) end
+  end
+  local function add_message(scope, m)
+    local full = join(scope, m.name)
+    add(full, "message", m)
+    for _, f in ipairs(m.field or {}) do add(join(full, f.name), "field", f, m) end
+    for _, o in ipairs(m.oneof_decl or {}) do add(join(full, o.name), "oneof", o, m) end
+    for _, n in ipairs(m.nested_type or {}) do add_message(full, n) end
+    for _, e in ipairs(m.enum_type or {}) do add_enum(full, e) end
+    for _, x in ipairs(m.extension or {}) do add(join(full, x.name), "extension", x, m) end
+  end
+  for _, m in ipairs(fdp.message_type or {}) do add_message(pkg, m) end
+  for _, e in ipairs(fdp.enum_type or {}) do add_enum(pkg, e) end
+  for _, x in ipairs(fdp.extension or {}) do add(join(pkg, x.name), "extension", x) end
+  for _, s in ipairs(fdp.service or {}) do
+    local full = join(pkg, s.name)
+    add(full, "service", s)
+    for _, m in ipairs(s.method or {}) do add(join(full, m.name), "method", m, s) end
+  end
+  index_cache[fdp] = idx
+  return idx
+end
+M.index_file = index_file
+
+local aggregate_kinds = { message = true, enum = true, package = true, service = true }
+local type_kinds = { message = true, enum = true }
+
+---------------------------------------------------------------------------------------------
+-- Phase 1: the tree to descriptor tables, with the checks protoc's parser makes.
+local Builder = {}
+Builder.__index = Builder
+
+function Builder:pos_of(desc, what)
+  local n = self.nodes[desc]
+  return n and (n[what] or n.name_pos or n.pos)
+end
+
+function Builder:number(text, pos, what)
+  local neg = text:sub(1, 1) == "-"
+  local body = neg and text:sub(2) or text
+  local v = numbers.parse_u64(body)
+  if not v or v[1] ~= 0 or v[2] > 0x7fffffff + (neg and 1 or 0) then
+    raise(pos, "Integer out of range.")
+  end
+  local n = numbers.to_number(v, neg)
+  return n
+end
+
+function Builder:field_number(node)
+  local v = numbers.parse_u64(node.number)
+  if not v or v[1] ~= 0 or v[2] > 0x7fffffff then raise(node.number_pos, "Integer out of range.") end
+  return numbers.to_number(v)
+end
+
+function Builder:options_list(desc, list, kind, relative_to)
+  -- statement options are collected in source order; interpreted later
+  for _, o in ipairs(list) do
+    if o.value.kind == "ident" and o.value.neg then
+      raise(o.value.text_pos, "Invalid '-' symbol before identifier.")
+    end
+    local rec = self.option_statements[desc]
+    if not rec then
+      rec = { kind = kind, scope = relative_to }
+      self.option_statements[desc] = rec
+      self.option_order[#self.option_order + 1] = desc
+    end
+    rec[#rec + 1] = o
+  end
+end
+
+-- [default = x, json_name = "y", other options...] on a field
+function Builder:field_options(fd, node, list, field_scope)
+  local rest = {}
+  local seen = {}
+  for _, o in ipairs(list or {}) do
+    local simple = #o.name == 1 and not o.name[1].ext and o.name[1].name
+    if simple == "default" or simple == "json_name" then
+      if seen[simple] then raise(o.name[1].pos, 'Already set option "' .. simple .. '".') end
+      seen[simple] = true
+      if simple == "default" then
+        self.defaults[fd] = o.value
+      else
+        if o.value.kind ~= "string" then raise(o.value.pos, "Expected string for JSON name.") end
+        fd.json_name = o.value.value
+        self.explicit_json[fd] = true
+      end
+    else
+      rest[#rest + 1] = o
+    end
+  end
+  if #rest > 0 then self:options_list(fd, rest, "FieldOptions", field_scope) end
+end
+
+function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
+  local field_scope = join(scope, node.tag == "group" and node.name:lower() or node.name)
+  local proto3 = self.proto3
+  local fd = { name = node.name }
+  self.nodes[fd] = node
+  if node.tag ~= "group" and node.tag ~= "map" then
+    if in_oneof then
+      if node.label then raise(node.pos, "Fields in oneofs must not have labels (required / optional / repeated).") end
+    elseif not node.label and not proto3 then
+      raise(node.type_pos, 'Expected "required", "optional", or "repeated".')
+    end
+  end
+  if node.label == "required" and proto3 then raise(node.type_pos, "Required fields are not allowed in proto3.") end
+  fd.number = self:field_number(node)
+  fd.label = labels[node.label or "optional"]
+  if node.label == "optional" and proto3 and node.tag == "field" then fd.proto3_optional = true end
+  if node.tag == "group" then
+    if proto3 then raise(node.type_pos, "Groups are not supported in proto3 syntax.") end
+    if in_oneof and node.label then
+      raise(node.pos, "Fields in oneofs must not have labels (required / optional / repeated).")
+    end
+    if not node.label and not in_oneof then
+      raise(node.pos, 'Expected "required", "optional", or "repeated".')
+    end
+    if not node.name:match("^[A-Z]") then raise(node.name_pos, "Group names must start with a capital letter.") end
+    fd.name = node.name:lower()
+    fd.type = "TYPE_GROUP"
+    local nested = self:message(node, scope, node.name)
+    push(container, container == self.fdp and "message_type" or "nested_type", nested)
+    fd.type_name = "." .. join(scope, node.name)
+  elseif node.tag == "map" then
+    if node.label then raise(node.type_pos, "Field labels (required/optional/repeated) are not allowed on map fields.") end
+    if extendee_node then raise(node.name_pos, "Map fields are not allowed to be extensions.") end
+    if in_oneof then raise(node.lt_pos, "Map fields are not allowed in oneofs.") end
+    fd.label = "LABEL_REPEATED"
+    local entry_name = map_entry_name(node.name)
+    local entry = { name = entry_name, options = { map_entry = true } }
+    self.nodes[entry] = node
+    local key = { name = "key", number = 1, label = "LABEL_OPTIONAL", json_name = "key" }
+    local value = { name = "value", number = 2, label = "LABEL_OPTIONAL", json_name = "value" }
+    self.nodes[key] = { name_pos = node.key_pos, type_pos = node.key_pos, pos = node.key_pos }
+    self.nodes[value] = { name_pos = node.type_pos, type_pos = node.type_pos, pos = node.type_pos }
+    local entry_full = join(scope, entry_name)
+    self:set_type(key, node.key_type, node.key_pos, join(entry_full, "key"))
+    self:set_type(value, node.type, node.type_pos, join(entry_full, "value"))
+    entry.field = { key, value }
+    self.map_keys[key] = node
+    push(msg, "nested_type", entry)
+    fd.type = "TYPE_MESSAGE"
+    fd.type_name = "." .. entry_full
+  else
+    self:set_type(fd, node.type, node.type_pos, join(scope, node.name))
+  end
+  self:field_options(fd, node, node.options, field_scope)
+  if extendee_node then
+    fd.extendee = extendee_node.extendee
+    self.unresolved[#self.unresolved + 1] = { desc = fd, name = extendee_node.extendee,
+      pos = extendee_node.extendee_pos, scope = join(scope, fd.name), field = "extendee" }
+  end
+  return fd
+end
+
+function Builder:set_type(fd, type_name, pos, full)
+  local t = scalar_types[type_name]
+  if t then fd.type = t; return end
+  fd.type_name = type_name
+  self.unresolved[#self.unresolved + 1] = { desc = fd, name = type_name, pos = pos,
+    scope = full or join(self.cur_scope or "", fd.name), field = "type_name", types_only = true }
+end
+
+function Builder:ranges(node, list_key, is_enum, msg)
+  local out = {}
+  for _, r in ipairs(node.ranges) do
+    local from = self:number(r.from, r.from_pos)
+    local to
+    local is_max = r.to == "max"
+    if is_max then
+      to = is_enum and 0x7fffffff or 536870911
+    elseif r.to then
+      to = self:number(r.to, r.to_pos)
+    else
+      to = from
+    end
+    out[#out + 1] = { start = from, ["end"] = is_enum and to or to + 1, pos = r.from_pos, max = is_max }
+  end
+  return out
+end
+
+-- message (or group) body -> DescriptorProto
+function Builder:message(node, scope, name)
+  local msg = { name = name or node.name }
+  self.nodes[msg] = node
+  local full = join(scope, msg.name)
+  local saved_scope = self.cur_scope
+  self.cur_scope = full
+  local max_ranges = {}
+  for _, el in ipairs(node.body) do
+    local tag = el.tag
+    if tag == "field" or tag == "map" or tag == "group" then
+      push(msg, "field", self:field(el, msg, full, false, nil, msg))
+    elseif tag == "oneof" then
+      local oneof = { name = el.name }
+      self.nodes[oneof] = el
+      local idx = push(msg, "oneof_decl", oneof) - 1
+      local count = 0
+      for _, f in ipairs(el.body) do
+        if f.tag == "option" then
+          self:options_list(oneof, { f }, "OneofOptions", join(full, el.name))
+        else
+          local fd = self:field(f, msg, full, true, nil, msg)
+          fd.oneof_index = idx
+          push(msg, "field", fd)
+          count = count + 1
+        end
+      end
+      if #el.body == 0 then raise(el.close_pos, "Expected type name.") end
+      if count == 0 then raise(el.name_pos, "Oneof must have at least one field.") end
+    elseif tag == "message" then
+      push(msg, "nested_type", self:message(el, full))
+    elseif tag == "enum" then
+      push(msg, "enum_type", self:enum(el, full))
+    elseif tag == "extend" then
+      for _, f in ipairs(el.body) do
+        push(msg, "extension", self:field(f, msg, full, false, el, msg))
+      end
+    elseif tag == "extensions" then
+      for _, r in ipairs(self:ranges(el, "extension_range", false, msg)) do
+        local er = { start = r.start, ["end"] = r["end"] }
+        if r.max then max_ranges[#max_ranges + 1] = er end
+        self.nodes[er] = { pos = r.pos, number_pos = r.pos }
+        if el.options then self:options_list(er, el.options, "ExtensionRangeOptions", full) end
+        push(msg, "extension_range", er)
+      end
+    elseif tag == "reserved" then
+      if el.names then
+        for _, n in ipairs(el.names) do push(msg, "reserved_name", n.name); self.reserved_name_pos[msg] = self.reserved_name_pos[msg] or {}; self.reserved_name_pos[msg][n.name] = n.pos end
+      else
+        for _, r in ipairs(self:ranges(el, "reserved_range", false, msg)) do
+          local rr = { start = r.start, ["end"] = r["end"] }
+          self.nodes[rr] = { pos = r.pos }
+          if r.max then max_ranges[#max_ranges + 1] = rr end
+          push(msg, "reserved_range", rr)
+        end
+      end
+    elseif tag == "option" then
+      self:options_list(msg, { el }, "MessageOptions", full)
+    end
+  end
+  -- "max" in a message set's ranges reaches to INT32_MAX (protoc's parser looks for the option)
+  if #max_ranges > 0 then
+    for _, el in ipairs(node.body) do
+      if el.tag == "option" and #el.name == 1 and not el.name[1].ext and
+        el.name[1].name == "message_set_wire_format" and el.value.kind == "ident" and el.value.text == "true" then
+        for _, r in ipairs(max_ranges) do r["end"] = 0x7fffffff end
+        break
+      end
+    end
+  end
+  -- proto3 optional: one synthetic oneof per field, after the real ones (protoc's parser)
+  if msg.field then
+    local names
+    for _, fd in ipairs(msg.field) do
+      if fd.proto3_optional then
+        if not names then
+          names = {}
+          for _, f in ipairs(msg.field) do names[f.name] = true end
+          for _, o in ipairs(msg.oneof_decl or {}) do names[o.name] = true end
+        end
+        local oname = fd.name
+        if oname:sub(1, 1) ~= "_" then oname = "_" .. oname end
+        while names[oname] do oname = "X" .. oname end
+        names[oname] = true
+        fd.oneof_index = push(msg, "oneof_decl", { name = oname }) - 1
+      end
+    end
+  end
+  self.cur_scope = saved_scope
+  return msg
+end
+
+function Builder:enum(node, scope)
+  local e = { name = node.name }
+  self.nodes[e] = node
+  for _, el in ipairs(node.body) do
+    if el.tag == "value" then
+      local v = { name = el.name, number = self:number(el.number, el.number_pos) }
+      self.nodes[v] = el
+      if el.options then self:options_list(v, el.options, "EnumValueOptions", join(scope, el.name)) end
+      push(e, "value", v)
+    elseif el.tag == "reserved" then
+      if el.names then
+        for _, n in ipairs(el.names) do push(e, "reserved_name", n.name); self.reserved_name_pos[e] = self.reserved_name_pos[e] or {}; self.reserved_name_pos[e][n.name] = n.pos end
+      else
+        for _, r in ipairs(self:ranges(el, "reserved_range", true)) do
+          local rr = { start = r.start, ["end"] = r["end"] }
+          self.nodes[rr] = { pos = r.pos }
+          push(e, "reserved_range", rr)
+        end
+      end
+    elseif el.tag == "option" then
+      self:options_list(e, { el }, "EnumOptions", join(scope, node.name))
+    end
+  end
+  if not e.value then raise(node.name_pos, "Enums must contain at least one value.") end
+  return e
+end
+
+function Builder:service(node, scope)
+  local s = { name = node.name }
+  self.nodes[s] = node
+  for _, el in ipairs(node.body) do
+    if el.tag == "rpc" then
+      local m = { name = el.name, input_type = el.input, output_type = el.output }
+      self.nodes[m] = el
+      local full = join(join(scope, s.name), el.name)
+      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.input, pos = el.input_pos, scope = full, field = "input_type", method = true }
+      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.output, pos = el.output_pos, scope = full, field = "output_type", method = true }
+      if el.client_streaming then m.client_streaming = true end
+      if el.server_streaming then m.server_streaming = true end
+      if el.body then
+        m.options = {} -- protoc gives a method with a { } block an (empty) options message
+        for _, o in ipairs(el.body) do self:options_list(m, { o }, "MethodOptions", full) end
+      end
+      push(s, "method", m)
+    elseif el.tag == "option" then
+      self:options_list(s, { el }, "ServiceOptions", join(scope, node.name))
+    end
+  end
+  return s
+end
+
+function Builder:file(tree)
+  local fdp = { name = self.name }
+  self.fdp = fdp
+  self.nodes[fdp] = { pos = 1 }
+  local syntax = tree.syntax_stmt
+  if syntax then
+    if syntax.value ~= "proto2" and syntax.value ~= "proto3" then
+      raise(syntax.value_pos, 'Unrecognized syntax identifier "' .. syntax.value ..
+        '".  This parser only recognizes "proto2" and "proto3".')
+    end
+    if syntax.value == "proto3" then fdp.syntax = "proto3"; self.proto3 = true end
+  end
+  local body = tree.body
+  -- the package first: every scope depends on it
+  local package_seen
+  for _, el in ipairs(body) do
+    if el.tag == "package" then
+      if package_seen then raise(el.pos, "Multiple package definitions.") end
+      package_seen = true
+      fdp.package = el.name
+    end
+  end
+  local scope = fdp.package or ""
+  self.cur_scope = scope
+  for _, el in ipairs(body) do
+    local tag = el.tag
+    if tag == "import" then
+      local idx = push(fdp, "dependency", el.path) - 1
+      self.import_nodes[#self.import_nodes + 1] = el
+      if el.kind == "public" then push(fdp, "public_dependency", idx) end
+      if el.kind == "weak" then push(fdp, "weak_dependency", idx) end
+    elseif tag == "message" then
+      push(fdp, "message_type", self:message(el, scope))
+    elseif tag == "enum" then
+      push(fdp, "enum_type", self:enum(el, scope))
+    elseif tag == "service" then
+      push(fdp, "service", self:service(el, scope))
+    elseif tag == "extend" then
+      for _, f in ipairs(el.body) do
+        push(fdp, "extension", self:field(f, fdp, scope, false, el, fdp))
+      end
+    elseif tag == "option" then
+      self:options_list(fdp, { el }, "FileOptions", join(fdp.package or "", "dummy"))
+    end
+  end
+  return fdp
+end
+
+---------------------------------------------------------------------------------------------
+-- Phase 2: symbols, resolution, checks
+
+-- the files whose symbols this file sees: itself, its imports, their public imports (transitively)
+function Builder:visible_files()
+  local list, seen = { self.fdp }, { [self.name] = true }
+  local function add_public(f)
+    for _, i in ipairs(f.public_dependency or {}) do
+      local dep = self.env.file(f.dependency[i + 1])
+      if dep and not seen[dep.name] then
+        seen[dep.name] = true
+        list[#list + 1] = dep
+        add_public(dep)
+      end
+    end
+  end
+  for _, dname in ipairs(self.fdp.dependency or {}) do
+    local dep = self.env.file(dname)
+    if dep and not seen[dep.name] then
+      seen[dep.name] = true
+      list[#list + 1] = dep
+      add_public(dep)
+    end
+  end
+  return list
+end
+
+function Builder:find_symbol(full)
+  for _, f in ipairs(self.visible) do
+    local s = index_file(f)[full]
+    if s then
+      if s.kind ~= "package" then return s end
+      -- a package is found in any file that declares it; keep looking for a definition
+      self._pkg_hit = s
+    end
+  end
+  local p = self._pkg_hit
+  self._pkg_hit = nil
+  if p then return p end
+  return nil
+end
+
+-- protoc's LookupSymbol: innermost scope outward; a dotted name resolves its first component,
+-- then the rest inside it
+function Builder:lookup(name, relative_to, types_only)
+  if name:sub(1, 1) == "." then return self:find_symbol(name:sub(2)), name:sub(2) end
+  local first = name:match("^[^.]*")
+  local scope = relative_to
+  while true do
+    local dot = scope:match("^.*()%.")
+    if not dot then
+      local s = self:find_symbol(name)
+      return s, name
+    end
+    scope = scope:sub(1, dot - 1)
+    local try = scope .. "." .. first
+    local s = self:find_symbol(try)
+    if s then
+      if #first < #name then
+        if aggregate_kinds[s.kind] then
+          local full = scope .. "." .. name
+          local r = self:find_symbol(full)
+          return r, full, not r and full
+        end
+      elseif not types_only or type_kinds[s.kind] then
+        return s, try
+      end
+    end
+  end
+end
+
+function Builder:not_found(u, full_tried, resolved_name)
+  if resolved_name then
+    raise(u.pos, '"' .. u.name .. '" is resolved to "' .. resolved_name .. '", which is not defined. ' ..
+      "The innermost scope is searched first in name resolution. Consider using a leading '.'(i.e., \"." ..
+      u.name .. '") to start from the outermost scope.')
+  end
+  -- defined in a file of the pool this one does not import?
+  if self.env.symbol then
+    local candidates = {}
+    if u.name:sub(1, 1) == "." then candidates[1] = u.name:sub(2)
+    else
+      local scope = u.scope
+      while true do
+        local dot = scope:match("^.*()%.")
+        if not dot then candidates[#candidates + 1] = u.name; break end
+        scope = scope:sub(1, dot - 1)
+        candidates[#candidates + 1] = scope .. "." .. u.name
+      end
+    end
+    for _, c in ipairs(candidates) do
+      local s = self.env.symbol(c)
+      if s and s.file and s.file ~= self.name and s.kind ~= "package" then
+        raise(u.pos, '"' .. u.name .. '" seems to be defined in "' .. s.file .. '", which is not imported by "' ..
+          self.name .. '".  To use it here, please add the necessary import.')
+      end
+    end
+  end
+  raise(u.pos, '"' .. u.name .. '" is not defined.')
+end
+
+function Builder:resolve()
+  for _, u in ipairs(self.unresolved) do
+    if u.direct then
+      u.desc[u.field] = u.direct
+    else
+      local s, full, resolved_name = self:lookup(u.name, u.scope, u.types_only or u.method)
+      if not s then self:not_found(u, full, resolved_name) end
+      if u.field == "extendee" then
+        if s.kind ~= "message" then raise(u.pos, '"' .. u.name .. '" is not a message type.') end
+        u.desc.extendee = "." .. full
+        self.extendee_desc[u.desc] = s.desc
+      elseif u.method then
+        if s.kind ~= "message" then raise(u.pos, '"' .. u.name .. '" is not a message type.') end
+        u.desc[u.field] = "." .. full
+      else
+        if not type_kinds[s.kind] then raise(u.pos, '"' .. u.name .. '" is not a type.') end
+        u.desc.type_name = "." .. full
+        u.desc.type = s.kind == "message" and "TYPE_MESSAGE" or "TYPE_ENUM"
+        self.type_desc[u.desc] = s.desc
+        self.type_file[u.desc] = s.file
+      end
+    end
+  end
+end
+
+-- duplicate symbols within this file and against the other files of the pool
+function Builder:check_symbols()
+  local seen = {}
+  local fdp = self.fdp
+  local function define(full, desc, kind, scope_desc_name)
+    local prev = seen[full]
+    if prev and not (prev.kind == "package" and kind == "package") then
+      local pos = self:pos_of(desc, "name_pos")
+      local dot = full:match("^.*()%.")
+      local msg
+      if dot then
+        msg = '"' .. full:sub(dot + 1) .. '" is already defined in "' .. full:sub(1, dot - 1) .. '".'
+      else
+        msg = '"' .. full .. '" is already defined.'
+      end
+      if kind == "enum_value" and prev.kind == "enum_value" then
+        msg = msg .. '\n' .. self.name .. ':' .. 'NOTE' -- replaced below
+        msg = msg:gsub("\n.*$", "")
+      end
+      raise(pos, msg)
+    end
+    if self.env.symbol and kind ~= "package" then
+      local other = self.env.symbol(full)
+      if other and other.file and other.file ~= self.name then
+        if other.kind == "package" then
+          raise(self:pos_of(desc, "name_pos"), '"' .. full .. '" is already defined (as something else) in file "' .. other.file .. '".')
+        end
+        raise(self:pos_of(desc, "name_pos"), '"' .. full .. '" is already defined in file "' .. other.file .. '".')
+      end
+    end
+    seen[full] = { kind = kind, desc = desc }
+  end
+  local pkg = fdp.package or ""
+  if pkg ~= "" then
+    local acc
+    for part in pkg:gmatch("[^.]+") do acc = join(acc, part); seen[acc] = { kind = "package" } end
+  end
+  local function enum(scope, e)
+    define(join(scope, e.name), e, "enum")
+    for _, v in ipairs(e.value or {}) do define(join(scope, v.name), v, "enum_value") end
+  end
+  local function message(scope, m)
+    local full = join(scope, m.name)
+    define(full, m, "message")
+    for _, f in ipairs(m.field or {}) do define(join(full, f.name), f, "field") end
+    for _, o in ipairs(m.oneof_decl or {}) do
+      if self.nodes[o] then define(join(full, o.name), o, "oneof") else seen[join(full, o.name)] = { kind = "oneof" } end
+    end
+    for _, n in ipairs(m.nested_type or {}) do message(full, n) end
+    for _, e in ipairs(m.enum_type or {}) do enum(full, e) end
+    for _, x in ipairs(m.extension or {}) do define(join(full, x.name), x, "extension") end
+  end
+  for _, m in ipairs(fdp.message_type or {}) do message(pkg, m) end
+  for _, e in ipairs(fdp.enum_type or {}) do enum(pkg, e) end
+  for _, x in ipairs(fdp.extension or {}) do define(join(pkg, x.name), x, "extension") end
+  for _, s in ipairs(fdp.service or {}) do
+    local full = join(pkg, s.name)
+    define(full, s, "service")
+    for _, m in ipairs(s.method or {}) do define(join(full, m.name), m, "method") end
+  end
+end
+
+local unsigned = { TYPE_UINT32 = true, TYPE_UINT64 = true, TYPE_FIXED32 = true, TYPE_FIXED64 = true }
+local int_limits = {
+  TYPE_INT32 = numbers.INT32_MAX, TYPE_SINT32 = numbers.INT32_MAX, TYPE_SFIXED32 = numbers.INT32_MAX,
+  TYPE_INT64 = numbers.INT64_MAX, TYPE_SINT64 = numbers.INT64_MAX, TYPE_SFIXED64 = numbers.INT64_MAX,
+  TYPE_UINT32 = numbers.UINT32_MAX, TYPE_FIXED32 = numbers.UINT32_MAX,
+  TYPE_UINT64 = numbers.UINT64_MAX, TYPE_FIXED64 = numbers.UINT64_MAX,
+}
+
+-- [default = ...] -> default_value in protoc's canonical text
+function Builder:default_value(fd, v)
+  local t = fd.type
+  if self.proto3 then raise(v.pos, "Explicit default values are not allowed in proto3.") end
+  if fd.label == "LABEL_REPEATED" then raise(v.pos, "Repeated fields can't have default values.") end
+  if t == "TYPE_MESSAGE" or t == "TYPE_GROUP" then raise(v.pos, "Messages can't have default values.") end
+  local limit = int_limits[t]
+  if limit then
+    if v.kind ~= "int" then raise(v.neg and v.text_pos or v.pos, "Expected integer for field default value.") end
+    if v.neg and unsigned[t] then raise(v.text_pos or v.pos, "Unsigned field can't have negative default value.") end
+    local n = numbers.parse_u64(v.text)
+    local max = limit
+    if v.neg then max = (limit == numbers.INT32_MAX) and numbers.INT32_MIN_ABS or numbers.INT64_MIN_ABS end
+    if not n or numbers.cmp(n, max) > 0 then raise(v.text_pos or v.pos, "Integer out of range.") end
+    local s = numbers.u64_decimal(n)
+    if v.neg and s ~= "0" then s = "-" .. s end
+    fd.default_value = s
+  elseif t == "TYPE_FLOAT" or t == "TYPE_DOUBLE" then
+    local x
+    if v.kind == "int" or v.kind == "float" then
+      x = numbers.token_double(v.kind, v.text)
+    elseif v.kind == "ident" and (v.text == "inf" or v.text == "nan") then
+      x = v.text == "inf" and math.huge or 0 / 0
+    else
+      raise(v.text_pos or v.pos, "Expected number.")
+    end
+    if v.neg then x = -x end
+    fd.default_value = t == "TYPE_FLOAT" and numbers.ftoa(x) or numbers.dtoa(x)
+  elseif t == "TYPE_BOOL" then
+    if v.kind ~= "ident" or v.neg or (v.text ~= "true" and v.text ~= "false") then
+      raise(v.pos, 'Expected "true" or "false".')
+    end
+    fd.default_value = v.text
+  elseif t == "TYPE_STRING" then
+    if v.kind ~= "string" then raise(v.pos, "Expected string for field default value.") end
+    fd.default_value = v.value
+  elseif t == "TYPE_BYTES" then
+    if v.kind ~= "string" then raise(v.pos, "Expected string.") end
+    fd.default_value = M.cescape(v.value)
+  elseif t == "TYPE_ENUM" then
+    if v.kind ~= "ident" or v.neg then raise(v.pos, "Default value for an enum field must be an identifier.") end
+    local e = self.type_desc[fd]
+    local found
+    for _, ev in ipairs(e.value or {}) do if ev.name == v.text then found = true break end end
+    if not found then
+      raise(v.pos, 'Enum type "' .. fd.type_name:sub(2) .. '" has no value named "' .. v.text .. '".')
+    end
+    fd.default_value = v.text
+  end
+end
+
+function Builder:fields_pass()
+  local b = self
+  local function field(fd, owner)
+    local v = b.defaults[fd]
+    if v then b:default_value(fd, v) end
+    if not b.explicit_json[fd] then fd.json_name = M.json_name(fd.name) end
+  end
+  local function message(m)
+    for _, f in ipairs(m.field or {}) do field(f, m) end
+    for _, f in ipairs(m.extension or {}) do field(f, m) end
+    for _, n in ipairs(m.nested_type or {}) do message(n) end
+  end
+  for _, m in ipairs(self.fdp.message_type or {}) do message(m) end
+  for _, f in ipairs(self.fdp.extension or {}) do field(f) end
+end
+
+-- the validation protoc's DescriptorBuilder makes after cross-linking
+function Builder:validate()
+  local b = self
+  local proto3 = self.proto3
+  local function check_number(fd, is_ext)
+    local pos = b:pos_of(fd, "number_pos")
+    local n = fd.number
+    if n <= 0 then raise(pos, "Field numbers must be positive integers.") end
+    if n > 536870911 then raise(pos, "Field numbers cannot be greater than 536870911.") end
+    if n >= 19000 and n <= 19999 then
+      raise(pos, "Field numbers 19000 through 19999 are reserved for the protocol buffer library implementation.")
+    end
+  end
+  local function field_common(fd, m, full)
+    local node = b.nodes[fd]
+    if fd.options and fd.options.packed ~= nil and fd.options.packed ~= false then
+      local packable = fd.label == "LABEL_REPEATED" and fd.type ~= "TYPE_STRING" and fd.type ~= "TYPE_BYTES"
+        and fd.type ~= "TYPE_MESSAGE" and fd.type ~= "TYPE_GROUP"
+      if not packable then raise(node.type_pos or node.pos, "[packed = true] can only be specified for repeated primitive fields.") end
+    end
+    if fd.options and fd.options.lazy and fd.type ~= "TYPE_MESSAGE" then
+      raise(node.type_pos or node.pos, "[lazy = true] can only be specified for submessage fields.")
+    end
+    if proto3 and fd.type == "TYPE_ENUM" and b.type_file[fd] then
+      -- proto3 messages cannot use proto2 enums
+      local owner = b.type_file[fd] == b.name and b.fdp or b.env.file(b.type_file[fd])
+      if owner and owner.syntax ~= "proto3" then
+        raise(node.type_pos, 'Enum type "' .. fd.type_name:sub(2) .. '" is not a proto3 enum, but is used in "' ..
+          full .. '" which is a proto3 message type.')
+      end
+    end
+  end
+  local function message(m, scope)
+    local full = join(scope, m.name)
+    local by_number = {}
+    for _, fd in ipairs(m.field or {}) do
+      check_number(fd)
+      local prev = by_number[fd.number]
+      if prev then
+        raise(b:pos_of(fd, "number_pos"), "Field number " .. fd.number .. ' has already been used in "' .. full ..
+          '" by field "' .. prev.name .. '".')
+      end
+      by_number[fd.number] = fd
+      field_common(fd, m, full)
+      if b.map_keys[fd] then
+        -- map keys: the entry's key field
+      end
+    end
+    -- map entries: key types
+    for _, n in ipairs(m.nested_type or {}) do
+      if n.options and n.options.map_entry and n.field then
+        local key = n.field[1]
+        if key.type == "TYPE_FLOAT" or key.type == "TYPE_DOUBLE" or key.type == "TYPE_BYTES" or
+          key.type == "TYPE_MESSAGE" or key.type == "TYPE_ENUM" or key.type == "TYPE_GROUP" then
+          local node = b.nodes[n]
+          if key.type == "TYPE_ENUM" then
+            raise(node.pos, "Key in map fields cannot be enum types.")
+          end
+          raise(node.pos, "Key in map fields cannot be float/double, bytes or message types.")
+        end
+      end
+    end
+    -- reserved
+    for i, rr in ipairs(m.reserved_range or {}) do
+      for j = 1, i - 1 do
+        local o = m.reserved_range[j]
+        if rr.start < o["end"] and o.start < rr["end"] then
+          raise(b:pos_of(rr, "pos"), "Reserved range " .. rr.start .. " to " .. (rr["end"] - 1) ..
+            " overlaps with already-defined range " .. o.start .. " to " .. (o["end"] - 1) .. ".")
+        end
+      end
+    end
+    for _, er in ipairs(m.extension_range or {}) do
+      if er.start <= 0 then raise(b:pos_of(er, "pos"), "Extension numbers must be positive integers.") end
+      if er["end"] <= er.start then raise(b:pos_of(er, "pos"), "Extension range end number must be greater than start number.") end
+      if er["end"] > 536870912 and not (m.options and m.options.message_set_wire_format) then raise(b:pos_of(er, "pos"), "Extension numbers cannot be greater than 536870911.") end
+    end
+    for i, er in ipairs(m.extension_range or {}) do
+      for j = 1, i - 1 do
+        local o = m.extension_range[j]
+        if er.start < o["end"] and o.start < er["end"] then
+          raise(b:pos_of(o, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
+            " overlaps with already-defined range " .. o.start .. " to " .. (o["end"] - 1) .. ".")
+        end
+      end
+      for _, rr in ipairs(m.reserved_range or {}) do
+        if er.start < rr["end"] and rr.start < er["end"] then
+          raise(b:pos_of(er, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
+            " overlaps with reserved range " .. rr.start .. " to " .. (rr["end"] - 1) .. ".")
+        end
+      end
+    end
+    local reserved_names = {}
+    for _, n in ipairs(m.reserved_name or {}) do reserved_names[n] = true end
+    for _, fd in ipairs(m.field or {}) do
+      for _, rr in ipairs(m.reserved_range or {}) do
+        if fd.number >= rr.start and fd.number < rr["end"] then
+          -- protoc prints no position here; ours is the field number's
+          raise(b:pos_of(fd, "number_pos"), 'Field "' .. fd.name .. '" uses reserved number ' .. fd.number .. ".")
+        end
+      end
+      if reserved_names[fd.name] then raise(b:pos_of(fd, "name_pos"), 'Field name "' .. fd.name .. '" is reserved.') end
+      for _, er in ipairs(m.extension_range or {}) do
+        if fd.number >= er.start and fd.number < er["end"] then
+          raise(b:pos_of(er, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
+            ' includes field "' .. fd.name .. '" (' .. fd.number .. ").")
+        end
+      end
+    end
+    -- proto3: json name conflicts; extension ranges not allowed
+    if proto3 then
+      if m.extension_range and not (m.options and m.options.message_set_wire_format) then
+        raise(b:pos_of(m.extension_range[1], "pos"), "Extension ranges are not allowed in proto3.")
+      end
+      local lower = {}
+      for _, fd in ipairs(m.field or {}) do
+        local j = M.json_name(fd.name):lower()
+        local prev = lower[j]
+        if prev then
+          raise(b:pos_of(fd, "name_pos"), 'The JSON camel-case name of field "' .. fd.name ..
+            '" conflicts with field "' .. prev.name .. '". This is not allowed in proto3.')
+        end
+        lower[j] = fd
+      end
+    end
+    for _, x in ipairs(m.extension or {}) do b:check_extension(x) end
+    for _, n in ipairs(m.nested_type or {}) do message(n, full) end
+    for _, e in ipairs(m.enum_type or {}) do b:check_enum(e, full) end
+  end
+  local pkg = self.fdp.package or ""
+  for _, m in ipairs(self.fdp.message_type or {}) do message(m, pkg) end
+  for _, e in ipairs(self.fdp.enum_type or {}) do self:check_enum(e, pkg) end
+  for _, x in ipairs(self.fdp.extension or {}) do self:check_extension(x) end
+end
+
+function Builder:check_extension(x)
+  local node = self.nodes[x]
+  local pos = node.number_pos
+  if x.number <= 0 then raise(pos, "Field numbers must be positive integers.") end
+  if x.number >= 19000 and x.number <= 19999 then
+    raise(pos, "Field numbers 19000 through 19999 are reserved for the protocol buffer library implementation.")
+  end
+  local target = self.extendee_desc[x]
+  if target then
+    local ok = false
+    for _, er in ipairs(target.extension_range or {}) do
+      if x.number >= er.start and x.number < er["end"] then ok = true break end
+    end
+    if not ok then
+      raise(pos, '"' .. x.extendee:sub(2) .. '" does not declare ' .. x.number .. " as an extension number.")
+    end
+  end
+  if x.label == "LABEL_REQUIRED" then raise(node.type_pos or node.pos, "The extension " .. x.name .. " cannot be required.") end
+  if self.proto3 and not (x.extendee or ""):match("^%.google%.protobuf%.%a+Options$") then
+    raise(node.extendee_pos or pos, "Extensions in proto3 are only allowed for defining options.")
+  end
+end
+
+function Builder:check_enum(e, scope)
+  local node = self.nodes[e]
+  if self.proto3 and e.value[1].number ~= 0 then
+    raise(self:pos_of(e.value[1], "number_pos"), "The first enum value must be zero in proto3.")
+  end
+  local allow_alias = e.options and e.options.allow_alias
+  local by_number = {}
+  for _, v in ipairs(e.value) do
+    local prev = by_number[v.number]
+    if prev and not allow_alias then
+      raise(self:pos_of(v, "number_pos"), '"' .. v.name .. '" uses the same enum value as "' .. prev.name ..
+        "\". If this is intended, set 'option allow_alias = true;' to the enum definition.")
+    end
+    by_number[v.number] = by_number[v.number] or v
+  end
+  if allow_alias then
+    local any = false
+    for n, _ in pairs(by_number) do
+      local count = 0
+      for _, v in ipairs(e.value) do if v.number == n then count = count + 1 end end
+      if count > 1 then any = true end
+    end
+    if not any then
+      raise(self:pos_of(e, "name_pos"), '"' .. join(scope, e.name) .. '" declares support for enum aliases but no enum values share field numbers. Please remove the unnecessary \'option allow_alias = true;\' declaration.')
+    end
+  end
+  if self.proto3 then
+    -- values equal after dropping the enum-name prefix and case collide (protoc's EnumValue check)
+    local prefix = e.name:gsub("_", ""):lower()
+    local seen = {}
+    for _, v in ipairs(e.value) do
+      local stripped = v.name:gsub("_", ""):lower()
+      if stripped:sub(1, #prefix) == prefix and #stripped > #prefix then stripped = stripped:sub(#prefix + 1) end
+      local prev = seen[stripped]
+      if prev and prev.number ~= v.number then
+        raise(self:pos_of(v, "name_pos"), "Enum name " .. v.name .. " has the same name as " .. prev.name ..
+          " if you ignore case and strip out the enum name prefix (if any). This is error-prone and can lead to " ..
+          "undefined behavior. Please avoid doing this. If you are using allow_alias, please assign the same " ..
+          "numeric value to both enums.")
+      end
+      seen[stripped] = seen[stripped] or v
+    end
+  end
+  for _, rr in ipairs(e.reserved_range or {}) do
+    if rr["end"] < rr.start then raise(self:pos_of(rr, "pos"), "Reserved range end number must be greater than start number.") end
+  end
+  local reserved_names = {}
+  for _, n in ipairs(e.reserved_name or {}) do reserved_names[n] = true end
+  for _, v in ipairs(e.value) do
+    for _, rr in ipairs(e.reserved_range or {}) do
+      if v.number >= rr.start and v.number <= rr["end"] then
+        raise(self:pos_of(v, "number_pos"), 'Enum value "' .. v.name .. '" uses reserved number ' .. v.number .. ".")
+      end
+    end
+    if reserved_names[v.name] then raise(self:pos_of(v, "name_pos"), 'Enum value "' .. v.name .. '" is reserved.') end
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- compile(tree, env) -> fdp | nil, err
+-- env.name: the virtual file name; env.file(name): a compiled file of the pool (imports);
+-- env.symbol(full_name): optional pool-wide lookup { kind, file } for cross-file checks;
+-- env.descriptor: the compiled google/protobuf/descriptor.proto (nil while compiling itself).
+function M.compile(tree, env)
+  local b = setmetatable({
+    env = env, name = env.name or tree.name or "input.proto", nodes = {}, unresolved = {},
+    defaults = {}, explicit_json = {}, type_desc = {}, extendee_desc = {}, map_keys = {},
+    option_statements = {}, option_order = {}, reserved_name_pos = {}, import_nodes = {},
+    type_file = {}, full_names = {},
+  }, Builder)
+  local src = tree.source or ""
+  local ok, res = pcall(function()
+    local fdp = b:file(tree)
+    b.visible = b:visible_files()
+    b:check_symbols()
+    b:resolve()
+    b:fields_pass()
+    options.interpret(b, env)
+    b:validate()
+    return fdp
+  end)
+  if ok then return res end
+  if type(res) == "table" and res.lgrpc_compile then
+    if not res.pos then return nil, b.name .. ": " .. res.msg end
+    local line, col = grammar.position(src, res.pos)
+    return nil, string.format("%s:%d:%d: %s", b.name, line, col, res.msg)
+  end
+  return nil, b.name .. ": internal compiler error: " .. tostring(res)
+end
+
+Builder.index_file = index_file
+M.Builder = Builder
+return M
