@@ -474,10 +474,17 @@ int lgrpc_json_format_double(double v, char *out)
   char tmp[40];
   int prec;
   if (!isfinite(v)) return LGRPC_EJSON_RANGE;
-  for (prec = 1; prec <= 17; prec++) {
-    snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-    if (strtod(tmp, NULL) == v) break;
+  /* the fewest significant digits that read back as v: reading back only gets closer as digits
+   * are added, so the smallest working precision can be found by bisection */
+  int lo = 1, hi = 17;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    snprintf(tmp, sizeof tmp, "%.*e", mid - 1, v);
+    if (strtod(tmp, NULL) == v) hi = mid;
+    else lo = mid + 1;
   }
+  prec = lo;
+  snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
   /* tmp: [-]d[.ddd]e(+|-)xx */
   char digits[24];
   int nd = 0, neg = 0;

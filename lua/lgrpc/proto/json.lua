@@ -44,16 +44,29 @@ local function fail(path, msg)
   error(setmetatable({ msg = path .. ": " .. msg }, Failure), 0)
 end
 
-local function run(fn, ...)
-  local ok, res = pcall(fn, ...)
+local function run(fn, ctx, ...)
+  local ok, res = pcall(fn, ctx, ...)
   if ok then return res end
+  if getmetatable(res) == Failure and not ctx.paths then
+    ctx.paths = true
+    ok, res = pcall(fn, ctx, ...)
+    if ok then return nil, "internal error: a second pass succeeded" end
+  end
   if getmetatable(res) == Failure then return nil, res.msg end
   return nil, "internal error: " .. tostring(res)
 end
 
-local function key_path(path, key)
+-- Paths are built only when ctx.paths is set: the entry points run without them and, when
+-- something fails, run again with them to name the JSON path in the error.
+local function key_path(ctx, path, key)
+  if not ctx.paths then return path end
   if key:find("^[%w_@%$%-]+$") then return path .. "." .. key end
   return path .. '["' .. key:gsub('[%c"\\]', "?") .. '"]'
+end
+
+local function index_path(ctx, path, i)
+  if not ctx.paths then return path end
+  return path .. "[" .. (i - 1) .. "]"
 end
 
 -- ---------------------------------------------------------------------------------------------
@@ -154,6 +167,7 @@ message_info = function(pool, cache, full)
     name = full, desc = desc, syntax = syntax, by_json = {}, by_name = {}, by_number = {},
     decl = {}, sorted = {}, map_entry = desc.options and desc.options.map_entry or false,
     special = SPECIAL[full] or (WRAPPERS[full] and "Wrapper") or nil,
+    extendable = desc.extension_range ~= nil and #desc.extension_range > 0,
   }
   cache[full] = info
   local oneof_names = {}
@@ -406,11 +420,20 @@ enc_value = function(ctx, f, v, path, depth)
   local kind = f.kind
   if kind == "message" then return enc_message(ctx, f.msg, v, path, depth + 1) end
   if kind == "int" then
-    local text = canonical_int(v, f.int_kind, path)
-    if f.int_kind == "int64" or f.int_kind == "uint64" then return text end
+    local ik = f.int_kind
+    if type(v) == "number" and (ik == "int32" or ik == "uint32") and v == floor(v)
+      and v >= (ik == "int32" and -2147483648 or 0) and v <= (ik == "int32" and 2147483647 or 4294967295) then
+      return math_type and math.tointeger(v) or v -- the writer prints integers as integers
+    end
+    local text = canonical_int(v, ik, path)
+    if ik == "int64" or ik == "uint64" then return text end
     return tonumber(text)
   end
-  if kind == "float" then return enc_float(f, v, path) end
+  if kind == "float" then
+    -- the writer prints a non-integral Lua float the way Python's repr does
+    if not f.float32 and type(v) == "number" and v == v and v ~= floor(v) then return v + 0.0 end
+    return enc_float(f, v, path)
+  end
   if kind == "enum" then return enc_enum(ctx, f, v, path) end
   if kind == "bool" then
     if type(v) ~= "boolean" then fail(path, "expected a boolean, got " .. type(v)) end
@@ -476,7 +499,7 @@ local function enc_field(ctx, f, v, path, depth)
     if f.key_field.kind == "int" then sort(keys, int_text_less) else sort(keys) end
     local obj = new_object()
     for _, t in ipairs(keys) do
-      local kp = key_path(path, t)
+      local kp = key_path(ctx, path, t)
       local item = v[texts[t]]
       if item == nil then fail(kp, "map value is nil") end
       put(obj, t, enc_value(ctx, f.value_field, item, kp, depth))
@@ -488,7 +511,7 @@ local function enc_field(ctx, f, v, path, depth)
     if n == 0 then return nil end
     local arr = new_array()
     for i = 1, n do
-      arr[i] = enc_value(ctx, f, v[i], path .. "[" .. (i - 1) .. "]", depth)
+      arr[i] = enc_value(ctx, f, v[i], index_path(ctx, path, i), depth)
     end
     return arr
   end
@@ -529,18 +552,21 @@ local function enc_fields(ctx, info, msg, path, obj, depth)
     local v = msg[f.name]
     if v ~= nil then present[#present + 1] = f end
   end
-  -- extensions, "[full.name]" keys
-  for k in pairs(msg) do
-    if type(k) == "string" and k:sub(1, 1) == "[" and k:sub(-1) == "]" then
-      local f = extension_info(ctx.pool, ctx.cache, info, k:sub(2, -2))
-      if not f then fail(path, "unknown extension " .. k .. " for " .. info.name) end
-      present[#present + 1] = f
+  -- extensions, "[full.name]" keys, merged in field-number order
+  if info.extendable then
+    local n = #present
+    for k in pairs(msg) do
+      if type(k) == "string" and k:sub(1, 1) == "[" and k:sub(-1) == "]" then
+        local f = extension_info(ctx.pool, ctx.cache, info, k:sub(2, -2))
+        if not f then fail(path, "unknown extension " .. k .. " for " .. info.name) end
+        present[#present + 1] = f
+      end
     end
+    if #present > n then sort(present, function(a, b) return a.number < b.number end) end
   end
-  sort(present, function(a, b) return a.number < b.number end)
   for _, f in ipairs(present) do
     local name = f.extension_key or (ctx.proto_names and f.name or f.json_name)
-    local kp = key_path(path, name)
+    local kp = key_path(ctx, path, name)
     local j = enc_field(ctx, f, msg[f.extension_key or f.name], kp, depth)
     if j ~= nil then put(obj, name, j) end
   end
@@ -549,7 +575,7 @@ local function enc_fields(ctx, info, msg, path, obj, depth)
       resolve(f)
       if not ((not f.repeated and f.kind == "message") or f.in_oneof) then
         local name = ctx.proto_names and f.name or f.json_name
-        if obj[name] == nil then put(obj, name, default_json(ctx, f, key_path(path, name))) end
+        if obj[name] == nil then put(obj, name, default_json(ctx, f, key_path(ctx, path, name))) end
       end
     end
   end
@@ -589,7 +615,7 @@ local function enc_struct(ctx, info, msg, path, depth)
   local obj = new_object()
   local vinfo = message_info(ctx.pool, ctx.cache, "google.protobuf.Value")
   for _, k in ipairs(keys) do
-    local kp = key_path(path, k)
+    local kp = key_path(ctx, path, k)
     if not is_utf8(k) then fail(kp, "Struct key holds invalid UTF-8") end
     put(obj, k, enc_message(ctx, vinfo, fields[k], kp, depth + 1))
   end
@@ -602,7 +628,7 @@ local function enc_list(ctx, info, msg, path, depth)
   local arr = new_array()
   local vinfo = message_info(ctx.pool, ctx.cache, "google.protobuf.Value")
   for i = 1, #values do
-    arr[i] = enc_message(ctx, vinfo, values[i], path .. "[" .. (i - 1) .. "]", depth + 1)
+    arr[i] = enc_message(ctx, vinfo, values[i], index_path(ctx, path, i), depth + 1)
   end
   return arr
 end
@@ -658,7 +684,7 @@ function WKT_ENCODE.Any(ctx, info, msg, path, depth)
   local obj = new_object()
   put(obj, "@type", url)
   if sub.special then
-    put(obj, "value", enc_message(ctx, sub, inner, key_path(path, "value"), depth + 1))
+    put(obj, "value", enc_message(ctx, sub, inner, key_path(ctx, path, "value"), depth + 1))
     return obj
   end
   return enc_fields(ctx, sub, inner, path, obj, depth + 1)
@@ -795,7 +821,7 @@ local function dec_field(ctx, f, v, path, depth)
     local out = {}
     for i = 1, #v do
       local k = v[i]
-      local kp = key_path(path, k)
+      local kp = key_path(ctx, path, k)
       local item = v[k]
       local key = dec_map_key(f, k, kp)
       if out[key] ~= nil then fail(kp, "duplicate map key") end
@@ -813,7 +839,7 @@ local function dec_field(ctx, f, v, path, depth)
     if getmetatable(v) ~= ARRAY then fail(path, "expected an array for repeated field " .. f.name) end
     local out, n = {}, 0
     for i = 1, #v do
-      local ip = path .. "[" .. (i - 1) .. "]"
+      local ip = index_path(ctx, path, i)
       local item = v[i]
       local val
       if item == null then
@@ -838,7 +864,7 @@ local function dec_fields(ctx, info, node, path, msg, depth, skip_key)
     local key = node[i]
     if key ~= skip_key then
       local v = node[key]
-      local kp = key_path(path, key)
+      local kp = key_path(ctx, path, key)
       local f = info.by_json[key] or info.by_name[key]
       if not f and key:sub(1, 1) == "[" and key:sub(-1) == "]" then
         f = extension_info(ctx.pool, ctx.cache, info, key:sub(2, -2))
@@ -896,7 +922,7 @@ local function dec_struct(ctx, node, path, depth)
   local fields = {}
   for i = 1, #node do
     local k = node[i]
-    fields[k] = dec_json_value(ctx, node[k], key_path(path, k), depth + 1)
+    fields[k] = dec_json_value(ctx, node[k], key_path(ctx, path, k), depth + 1)
   end
   return { fields = fields }
 end
@@ -905,7 +931,7 @@ local function dec_list(ctx, node, path, depth)
   if getmetatable(node) ~= ARRAY then fail(path, "expected an array for google.protobuf.ListValue") end
   local values = {}
   for i = 1, #node do
-    values[i] = dec_json_value(ctx, node[i], path .. "[" .. (i - 1) .. "]", depth + 1)
+    values[i] = dec_json_value(ctx, node[i], index_path(ctx, path, i), depth + 1)
   end
   return { values = values }
 end
@@ -936,8 +962,8 @@ function WKT_DECODE.Any(ctx, info, node, path, depth)
   if #node == 0 then return {} end
   local url = node["@type"]
   if url == nil then fail(path, "Any without @type") end
-  if type(url) ~= "string" then fail(key_path(path, "@type"), "expected a type URL string") end
-  local name, sub = any_type(ctx, url, key_path(path, "@type"))
+  if type(url) ~= "string" then fail(key_path(ctx, path, "@type"), "expected a type URL string") end
+  local name, sub = any_type(ctx, url, key_path(ctx, path, "@type"))
   local inner
   if sub.special then
     for i = 1, #node do
@@ -947,7 +973,7 @@ function WKT_DECODE.Any(ctx, info, node, path, depth)
       end
     end
     if node.value == nil then fail(path, 'Any holding ' .. name .. ' needs a "value" member') end
-    inner = dec_message(ctx, sub, node.value, key_path(path, "value"), depth + 1)
+    inner = dec_message(ctx, sub, node.value, key_path(ctx, path, "value"), depth + 1)
   else
     inner = dec_fields(ctx, sub, node, path, {}, depth + 1, "@type")
   end
