@@ -407,6 +407,11 @@ describe("lgrpc.proto.json", function()
       { K, '{"mBoolBool": {"True": true}}', '$.mBoolBool.True: map key "True" is not true or false' },
       { K, '{"mUint32Uint32": {"4294967296": 1}}', '$.mUint32Uint32.4294967296: map key "4294967296" is not in range for uint32' },
       { K, '{"fPoint": 1}', "$.fPoint: expected an object for message lgrpc.jsontest.Point" },
+      { K, "null", "$: expected an object for message lgrpc.jsontest.Kitchen" },
+      { K, '{"mStringPoint": {"ok": {}, "a b": {"latitude": "x"}}}', '$.mStringPoint["a b"].latitude: expected an integer, got "x"' },
+      { K, '{"rPoint": [{}, {"latitude": [1]}]}', "$.rPoint[1].latitude: expected an integer" },
+      { W, '{"rTimestamp": ["1970-01-01T00:00:00Z", "bad"]}', '$.rTimestamp[1]: invalid timestamp "bad"' },
+      { W, '{"mValue": {"k": {"x": [1, 1e400]}}}', "$.mValue.k.x[1]: number out of range" },
     }
     for _, c in ipairs(cases) do
       it("rejects " .. c[2], function() fails(c[1], c[2], c[3]) end)
