@@ -279,6 +279,18 @@ local function check_corpus_file(g, f)
       assert(err:find(import, 1, true), "lgrpc's error does not name the missing import " ..
         import .. ":\n" .. err)
     end
+  else
+    -- protoc names no position (e.g. an undefined map value type): lgrpc must name the same
+    -- thing protoc quotes in its first error.
+    for line in r.protoc_error:gmatch("[^\n]+") do
+      if not line:match("^%[libprotobuf") then
+        local quoted = line:match('"(.-)"')
+        if quoted then
+          assert(err:find(quoted, 1, true), "protoc: " .. line .. "\nlgrpc:  " .. err)
+        end
+        break
+      end
+    end
   end
 end
 
