@@ -184,4 +184,31 @@ describe("lgrpc.proto.json against python3-protobuf json_format", function()
     assert.equal(#items, #results)
     assert(#failures == 0, report("%d mismatches\n%s", #failures, table.concat(failures, "\n")))
   end)
+
+  it("answers mutated json_format text with a message or a clear error, never a Lua error", function()
+    math.randomseed(SEED)
+    local pieces = { "{", "}", "[", "]", ",", ":", '"', "\\", "null", "1e999", "-", "0", "\\u", "\255", "@type", " " }
+    local internal = {}
+    for i, r in ipairs(records) do
+      local text = r.json.default
+      if text then
+        for _ = 1, 8 do
+          local at = math.random(1, #text)
+          local cut = math.random(0, 3)
+          local mutated = text:sub(1, at - 1) .. pieces[math.random(#pieces)] .. text:sub(at + cut)
+          local ok, msg, err = pcall(json.decode, pool, r.type, mutated)
+          if not ok or (msg == nil and (type(err) ~= "string" or err:find("internal error", 1, true))) then
+            internal[#internal + 1] = ("#%d %s: %s\n%s"):format(i, r.type, tostring(ok and err or msg), mutated)
+          elseif msg ~= nil then
+            local again, eerr = json.encode(pool, r.type, msg)
+            if again == nil and (type(eerr) ~= "string" or eerr:find("internal error", 1, true)) then
+              internal[#internal + 1] = ("#%d %s re-encode: %s\n%s"):format(i, r.type, tostring(eerr), mutated)
+            end
+          end
+        end
+      end
+      if #internal > 3 then break end
+    end
+    assert(#internal == 0, report("%d crashes\n%s", #internal, table.concat(internal, "\n")))
+  end)
 end)
