@@ -113,16 +113,19 @@ print()
 -- Goals ---------------------------------------------------------------------------------------
 local function verdict(ok) if ok == nil then return "n/a" end return ok and "met" or "NOT MET" end
 local goals = { { "goal", "measured", "verdict" } }
+-- ok: true / false, or nil when a side is missing (both() gives nil then, so `both(a, b) and a < b`
+-- stays nil instead of turning false into nil the way `x and y or nil` would).
 local function goal(text, measured, ok) goals[#goals + 1] = { text, measured, verdict(ok) } end
+local function both(a, b) if a == nil or b == nil then return nil end return true end
 for _, op in ipairs{ "encode", "decode" } do
   local a, b = get("codec.small." .. op .. ".lua5.4"), get("codec.small." .. op .. ".protobuf-c")
-  goal("lua5.4 small " .. op .. " <= 2x protobuf-c", times(a, b), (a and b) and a <= 2 * b or nil)
+  goal("lua5.4 small " .. op .. " <= 2x protobuf-c", times(a, b), both(a, b) and a <= 2 * b)
 end
 for _, size in ipairs{ "small", "large" } do
   for _, op in ipairs{ "encode", "decode" } do
     local a, b = get("codec." .. size .. "." .. op .. ".luajit"), get("codec." .. size .. "." .. op .. ".lua5.4")
     goal("luajit " .. size .. " " .. op .. " no slower than lua5.4", times(a, b),
-      (a and b) and a <= b * 1.05 or nil) -- 5% noise allowance on a 2-core shared machine
+      both(a, b) and a <= b * 1.05) -- 5% noise allowance on a 2-core shared machine
   end
 end
 local large
@@ -131,12 +134,10 @@ for _, impl in ipairs{ "lua5.4", "luajit" } do
   local ns = get("codec.large.decode." .. impl)
   local gbs = (ns and large) and large / ns or nil
   goal(impl .. " large decode >= 1 GB/s of input", gbs and string.format("%.2f GB/s", gbs) or "-",
-    gbs and gbs >= 1 or nil)
+    both(gbs, 1) and gbs >= 1)
 end
-goal("lua5.4 descriptor.proto compile faster than C++", times(c54, ccpp),
-  (c54 and ccpp) and c54 < ccpp or nil)
-goal("luajit descriptor.proto compile faster than C++", times(cjt, ccpp),
-  (cjt and ccpp) and cjt < ccpp or nil)
+goal("lua5.4 descriptor.proto compile faster than C++", times(c54, ccpp), both(c54, ccpp) and c54 < ccpp)
+goal("luajit descriptor.proto compile faster than C++", times(cjt, ccpp), both(cjt, ccpp) and cjt < ccpp)
 print("== goals ==")
 print_table(goals)
 print()
@@ -182,6 +183,9 @@ if #rpc_rows > 0 then
     for _, impl in ipairs(impls) do
       local key = "rpc." .. test .. "." .. metric .. "." .. impl
       local v = get(key)
+      if impl == "cpp" and v == nil and test:match("^client%-") then
+        v = get("rpc." .. test:gsub("^client%-", "") .. "." .. metric .. ".cpp")
+      end
       if v == nil and missing[key] and impl ~= "lua5.4" and impl ~= "luajit" then
         cells[#cells + 1] = "n/a"
       else
@@ -189,7 +193,8 @@ if #rpc_rows > 0 then
       end
       note_missing(key)
     end
-    local ref = get("rpc." .. test .. "." .. metric .. ".cpp")
+    -- client-* rows (an lgrpc client against the C++ server) compare with the C++ client's row.
+    local ref = get("rpc." .. test:gsub("^client%-", "") .. "." .. metric .. ".cpp")
     for _, impl in ipairs(impls) do
       if impl == "lua5.4" or impl == "luajit" then
         cells[#cells + 1] = ratio(get("rpc." .. test .. "." .. metric .. "." .. impl), ref)
