@@ -5,14 +5,10 @@
 -- file with spec/support/fds_compare.py.
 local corpus = require "corpus"
 
-local has_loader = pcall(require, "lgrpc.proto")
 local TOP = corpus.top()
 local OPTIONS = TOP .. "/spec/fixtures/options"
 local q = corpus.q
 
-local function need_loader()
-  if not has_loader then pending("waiting for the loader") end
-end
 
 -- Runs `protoc ARGS` and `lgrpc descriptor-set ARGS` in cwd; OUT in args is replaced by an output
 -- path of each one's own. Returns { status, bytes, stderr } for protoc and for lgrpc.
@@ -55,14 +51,12 @@ describe("lgrpc descriptor-set", function()
   local opts_dir = q(OPTIONS)
 
   it("-I DIR --include_imports -o FILE writes protoc's set, silently", function()
-    need_loader()
     local p, l = both("-I " .. opts_dir .. " --include_imports -o OUT targets.proto")
     assert_same_set(p, l, "targets.proto")
     assert.equal(p.stderr, l.stderr)
   end)
 
   it("takes --proto_path=DIR, -IDIR, -oFILE and --descriptor_set_out=FILE", function()
-    need_loader()
     local p, l = both("--proto_path=" .. opts_dir .. " --include_imports --descriptor_set_out=OUT local.proto")
     assert_same_set(p, l, "--proto_path= and --descriptor_set_out=")
     p, l = both("-I" .. opts_dir .. " -oOUT --include_imports local.proto")
@@ -70,19 +64,16 @@ describe("lgrpc descriptor-set", function()
   end)
 
   it("without --include_imports writes only the named files, in order", function()
-    need_loader()
     local p, l = both("-I " .. opts_dir .. " -o OUT targets.proto defs.proto local.proto")
     assert_same_set(p, l, "three inputs without imports")
   end)
 
   it("puts shared imports once, dependencies first, over several inputs", function()
-    need_loader()
     local p, l = both("-I " .. opts_dir .. " --include_imports -o OUT local.proto targets.proto")
     assert_same_set(p, l, "two inputs sharing defs.proto")
   end)
 
   it("searches several roots in order", function()
-    need_loader()
     local gw = "/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway"
     local p, l = both("-I " .. q(gw) .. " --proto_path=" .. q(gw .. "/third_party/googleapis") ..
       " --include_imports -o OUT examples/proto/examplepb/a_bit_of_everything.proto")
@@ -90,7 +81,6 @@ describe("lgrpc descriptor-set", function()
   end)
 
   it("maps an input named by its path on disk to its name under the include root", function()
-    need_loader()
     local p, l = both("-I spec/fixtures/options --include_imports -o OUT " ..
       "spec/fixtures/options/targets.proto")
     assert_same_set(p, l, "a disk path under a relative root")
@@ -99,57 +89,48 @@ describe("lgrpc descriptor-set", function()
   end)
 
   it("finds google/protobuf/*.proto without being told where", function()
-    need_loader()
     local p, l = both("-I " .. opts_dir .. " --include_imports -o OUT google/protobuf/descriptor.proto " ..
       "google/protobuf/compiler/plugin.proto")
     assert_same_set(p, l, "google/protobuf from the system include directory")
   end)
 
   it("goes on past an include directory that does not exist, as protoc does", function()
-    need_loader()
     local p, l = both("-I /nonexistent/lgrpc-spec -I " .. opts_dir .. " -o OUT defs.proto")
     assert_same_set(p, l, "a missing include directory")
   end)
 
   describe("usage errors", function()
     it("an input file that does not exist", function()
-      need_loader()
       local p, l = both("-I " .. opts_dir .. " -o OUT no_such_file.proto")
       assert_same_failure(p, l, "a missing input", "no_such_file.proto")
     end)
 
     it("an input file outside every include root", function()
-      need_loader()
       local p, l = both("-I " .. opts_dir .. " -o OUT spec/fixtures/bad/undefined_type.proto")
       assert_same_failure(p, l, "an input outside the roots", "spec/fixtures/bad/undefined_type.proto")
     end)
 
     it("no output file", function()
-      need_loader()
       local p, l = both("-I " .. opts_dir .. " targets.proto")
       assert_same_failure(p, l, "no -o")
     end)
 
     it("no input file", function()
-      need_loader()
       local p, l = both("-I " .. opts_dir .. " -o OUT")
       assert_same_failure(p, l, "no inputs")
     end)
 
     it("an unknown flag", function()
-      need_loader()
       local p, l = both("--bogus -I " .. opts_dir .. " -o OUT targets.proto")
       assert_same_failure(p, l, "an unknown flag", "--bogus")
     end)
 
     it("an output file that cannot be written", function()
-      need_loader()
       local p, l = both("-I " .. opts_dir .. " -o /nonexistent/lgrpc-spec/out.pb targets.proto")
       assert_same_failure(p, l, "an unwritable output", "/nonexistent/lgrpc-spec/out.pb")
     end)
 
     it("a compile error: FILE:LINE:COL on stderr, protoc's status", function()
-      need_loader()
       local p, l = both("-I spec/fixtures/bad -o OUT undefined_type.proto")
       assert_same_failure(p, l, "an undefined type", "undefined_type.proto:5:3:")
     end)

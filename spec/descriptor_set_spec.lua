@@ -6,12 +6,9 @@
 -- rejects a file, lgrpc must reject it at the same FILE:LINE:COL, naming the same import.
 local corpus = require "corpus"
 
-local has_loader, proto = pcall(require, "lgrpc.proto")
+local proto = require "lgrpc.proto"
 local OPTIONS = corpus.top() .. "/spec/fixtures/options"
 
-local function need_loader()
-  if not has_loader then pending("waiting for the loader: " .. tostring(proto):match("[^\n]*")) end
-end
 
 -- lgrpc's set for files under roots: bytes, or nil and the error (a raised error is reported as
 -- such: the contract is nil, err).
@@ -186,7 +183,6 @@ describe("descriptor_set: custom options (spec/fixtures/options)", function()
     it(name .. " with its imports is identical to protoc's", function()
       local ok, expected = corpus.protoc({ OPTIONS }, { name }, { include_imports = true })
       assert(ok, "protoc rejects the fixture " .. name .. ":\n" .. tostring(expected))
-      need_loader()
       local actual, err = lgrpc_set({ OPTIONS }, { name })
       assert(actual, err)
       assert_same(expected, actual, name)
@@ -196,7 +192,6 @@ describe("descriptor_set: custom options (spec/fixtures/options)", function()
   it("without include_imports holds only the files asked for, in the order asked", function()
     local ok, expected = corpus.protoc({ OPTIONS }, { "targets.proto", "local.proto" })
     assert(ok, expected)
-    need_loader()
     local actual, err = lgrpc_set({ OPTIONS }, { "targets.proto", "local.proto" }, {})
     assert(actual, err)
     assert_same(expected, actual, "targets.proto + local.proto")
@@ -206,7 +201,6 @@ describe("descriptor_set: custom options (spec/fixtures/options)", function()
     local files = { "local.proto", "targets.proto", "defs.proto" }
     local ok, expected = corpus.protoc({ OPTIONS }, files, { include_imports = true })
     assert(ok, expected)
-    need_loader()
     local actual, err = lgrpc_set({ OPTIONS }, files)
     assert(actual, err)
     assert_same(expected, actual, "local + targets + defs")
@@ -216,7 +210,6 @@ describe("descriptor_set: custom options (spec/fixtures/options)", function()
     local ok, expected = corpus.protoc({ OPTIONS }, { "targets.proto", "local.proto" },
       { include_imports = true })
     assert(ok, expected)
-    need_loader()
     local pool = proto.pool()
     local loaded, err = pool:load_descriptor_set(expected)
     assert(loaded, err)
@@ -298,7 +291,6 @@ local function corpus_its(groups)
   for _, g in ipairs(groups) do
     for _, f in ipairs(g.files) do
       it(g.name .. ": " .. f, function()
-        need_loader()
         check_corpus_file(g, f)
       end)
     end
@@ -333,7 +325,6 @@ describe("descriptor_set: Debian packages' .proto files #heavy", function()
   corpus_its(others)
 
   it("compared at least 200 files beyond google/protobuf and grpc-proto", function()
-    need_loader()
     local accepted = 0
     for _, g in ipairs(others) do
       for _, r in pairs(run_group(g)) do

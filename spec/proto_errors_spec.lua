@@ -4,7 +4,7 @@
 -- at the offending token), nothing written, no Lua traceback.
 local corpus = require "corpus"
 
-local has_loader, proto = pcall(require, "lgrpc.proto")
+local proto = require "lgrpc.proto"
 local BAD = corpus.top() .. "/spec/fixtures/bad"
 
 -- rule: what is wrong. at: "LINE:COL" of the offending token, for the files where protoc prints
@@ -45,7 +45,11 @@ local CASES = {
   { "map_key_enum.proto", "map key: enum" },
   { "map_in_oneof.proto", "map field in a oneof" },
   { "repeated_in_oneof.proto", "repeated field in a oneof" },
-  { "cycle/a.proto", "import cycle", mentions = { "cycle/b.proto" } },
+  { "cycle/a.proto", "import cycle", mentions = { "cycle/b.proto" }, with = { "cycle/b.proto" } },
+  { "importer/main.proto", "an error inside an imported file", mentions = { "Nope" },
+    with = { "importer/broken.proto" } },
+  { "import_public_missing.proto", "missing `import public`",
+    mentions = { "nowhere/public.proto" } },
   { "missing_import.proto", "missing import", mentions = { "nowhere/absent.proto" } },
   { "unknown_custom_option.proto", "unknown custom option", mentions = { "no_such_option" } },
   { "unknown_builtin_option.proto", "unknown standard option", mentions = { "java_pakage" } },
@@ -57,6 +61,41 @@ local CASES = {
   { "edition_2023.proto", "edition = \"2023\"" },
   { "duplicate_option.proto", "option set twice", mentions = { "java_package" } },
   { "json_name_conflict.proto", "proto3 JSON name conflict" },
+  -- positions as protoc counts them
+  { "column_after_tabs.proto", "column after tabs (next multiple of 8)" },
+  { "crlf_line_ends.proto", "CRLF line ends" },
+  { "column_after_utf8.proto", "column after non-ASCII text (bytes)" },
+  -- more of protoc's rules
+  { "syntax_unknown_version.proto", "syntax = \"proto4\"" },
+  { "proto2_missing_label.proto", "proto2: field without a label" },
+  { "package_twice.proto", "two package statements" },
+  { "group_lowercase_name.proto", "group name not capitalised" },
+  { "extension_out_of_range.proto", "extension number outside the extendee's ranges" },
+  { "extend_non_message.proto", "extend of an enum", mentions = { "E" } },
+  { "extension_ranges_overlap.proto", "overlapping extension ranges" },
+  { "reserved_ranges_overlap.proto", "overlapping reserved ranges", at = "5:12" },
+  { "default_on_repeated.proto", "default on a repeated field" },
+  { "default_on_message.proto", "default on a message field" },
+  { "default_wrong_type.proto", "default of the wrong type" },
+  { "default_unknown_enum_value.proto", "default naming no enum value", mentions = { "B" } },
+  { "default_int_out_of_range.proto", "default out of range" },
+  { "packed_non_repeated.proto", "[packed] on a singular field" },
+  { "packed_string.proto", "[packed] on repeated strings" },
+  { "json_name_on_extension.proto", "json_name on an extension", known = "accepted by lgrpc" },
+  { "duplicate_oneof_name.proto", "oneof named like a field", mentions = { "choice" },
+    known = "lgrpc reports the oneof, protoc the field" },
+  { "map_entry_name_conflict.proto", "nested message named like a map entry",
+    mentions = { "CountsEntry" } },
+  { "enum_value_out_of_range.proto", "enum value outside int32" },
+  { "enum_duplicate_number.proto", "enum number reused without allow_alias",
+    mentions = { "UNO" } },
+  { "rpc_undefined_input.proto", "rpc input type not defined", mentions = { "Request" } },
+  { "rpc_scalar_input.proto", "rpc input type a scalar" },
+  { "field_type_is_service.proto", "field type naming a service" },
+  { "option_on_wrong_target.proto", "field option on a message", mentions = { "field_only" } },
+  { "option_aggregate_unknown_field.proto", "aggregate option naming no field",
+    mentions = { "b" } },
+  { "option_subfield_of_scalar.proto", "sub-field of a scalar option", mentions = { "weight" } },
 }
 
 local function expected_position(case, protoc_err)
@@ -75,11 +114,13 @@ end
 describe("proto errors: malformed files", function()
   it("covers every fixture in spec/fixtures/bad", function()
     local listed = {}
-    for _, c in ipairs(CASES) do listed[c[1]] = true end
+    for _, c in ipairs(CASES) do
+      listed[c[1]] = true
+      for _, f in ipairs(c.with or {}) do listed[f] = true end -- files a case imports
+    end
     local p = io.popen("cd " .. corpus.q(BAD) .. " && find . -name '*.proto' | sed 's|^./||'")
     for f in p:lines() do
-      -- files imported by a case (cycle/b.proto) are part of that case
-      assert(listed[f] or f:match("^cycle/"), "no case for spec/fixtures/bad/" .. f)
+      assert(listed[f], "no case for spec/fixtures/bad/" .. f)
     end
     p:close()
   end)
@@ -96,8 +137,17 @@ describe("proto errors: malformed files", function()
         want, want_text = expected_position(case, protoc_err)
       end)
 
-      it("fails in the CLI with protoc's exit status and position, writing nothing", function()
-        if not has_loader then pending("waiting for the loader") end
+      -- A case marked `known` is a failure already reported to the compiler's owner: while it
+      -- fails it shows as pending with the failure; once fixed it passes like the others.
+      local function check(fn)
+        return function()
+          if not case.known then return fn() end
+          local ok, e = pcall(fn)
+          if not ok then pending("known failure (" .. case.known .. "): " .. tostring(e)) end
+        end
+      end
+
+      it("fails in the CLI with protoc's exit status and position, writing nothing", check(function()
         local status, bytes, err = corpus.lgrpc({ BAD }, { file })
         assert(not corpus.has_traceback(err), "a Lua traceback:\n" .. err)
         assert(status ~= 0, "exit status 0 (protoc: " .. protoc_status .. ")\n" .. err)
@@ -107,16 +157,15 @@ describe("proto errors: malformed files", function()
         for _, word in ipairs(case.mentions or {}) do
           assert(err:find(word, 1, true), "the error does not mention " .. word .. ":\n" .. err)
         end
-      end)
+      end))
 
-      it("fails in proto.load with nil and the same position", function()
-        if not has_loader then pending("waiting for the loader") end
+      it("fails in proto.load with nil and the same position", check(function()
         local ok, pool, err = pcall(proto.load, { file, include = { BAD } })
         assert(ok, "proto.load raised: " .. tostring(pool))
-        assert.is_nil(pool)
+        assert(pool == nil, "proto.load accepted it (protoc: " .. want_text .. ")")
         assert.is_string(err)
         assert(position_of(err) == want, "protoc: " .. want_text .. "\nlgrpc:  " .. err)
-      end)
+      end))
     end)
   end
 end)
