@@ -147,11 +147,13 @@ else
   server_rows cpp "$out/echo_server" 127.0.0.1:0
   # Lua clients against the C++ server.
   if start_server cpp-for-lua "$out/echo_server" 127.0.0.1:0; then
+    lgrpc_rows=1
     for b in lua5.4 luajit; do
       say "rpc: lgrpc client under $b"
       timed $((RPC_SECS * 8 + 60)) env $(lua_env $b) taskset -c "$LOAD_CPU" $b bench/rpc_client.lua \
         "127.0.0.1:$server_port" "$out" "$RPC_SECS" "$server_pid"
     done
+    lgrpc_rows=0
     stop_server
   fi
 fi
@@ -169,8 +171,10 @@ else
   unavailable_rows go "no grpc-go server in bench/ yet"
 fi
 
+lgrpc_rows=1
 for b in lua5.4 luajit; do
   server_rows "$b" env $(lua_env $b) $b bench/rpc_server.lua 127.0.0.1:0
 done
+lgrpc_rows=0
 rpc_cleanup
 trap - EXIT INT TERM
