@@ -177,15 +177,27 @@ message M { int32 a = 1 [(width) = 3]; string b = 2; }
 end)
 
 describe("descriptor_set: custom options (spec/fixtures/options)", function()
-  local FIXTURES = { "defs.proto", "targets.proto", "local.proto", "reexport.proto" }
+  local FIXTURES = { "defs.proto", "targets.proto", "local.proto", "reexport.proto", "values.proto" }
+
+  -- Differences already reported to the compiler's owner: while a fixture still differs it shows
+  -- as pending with the difference; once fixed it passes like the others.
+  local KNOWN = {
+    ["values.proto"] = "double default 18446744073709551615 printed as -1; NaN in an aggregate " ..
+      "option encoded with the sign bit set",
+  }
 
   for _, name in ipairs(FIXTURES) do
     it(name .. " with its imports is identical to protoc's", function()
       local ok, expected = corpus.protoc({ OPTIONS }, { name }, { include_imports = true })
       assert(ok, "protoc rejects the fixture " .. name .. ":\n" .. tostring(expected))
       local actual, err = lgrpc_set({ OPTIONS }, { name })
+      local same, report = false, nil
+      if actual then same, report = corpus.compare(expected, actual) end
+      if KNOWN[name] and not same then
+        pending("known failure (" .. KNOWN[name] .. "):\n" .. (report or tostring(err)))
+      end
       assert(actual, err)
-      assert_same(expected, actual, name)
+      assert(same, name .. " differs from protoc's:\n" .. tostring(report))
     end)
   end
 

@@ -167,8 +167,19 @@ def descriptor_pb2_class(msg_desc):
 
 
 def record_label(msg_desc, num):
+    if msg_desc is None:  # inside an unknown (custom option) message: numbers only
+        return "[%d]" % num, None
     f = msg_desc.fields_by_number.get(num)
     return (f.name if f else "[unknown field %d]" % num), f
+
+
+def as_records(payload):
+    """The records of a length-delimited payload, or None when it is not a message."""
+    try:
+        recs = records(payload)
+    except (WireError, IndexError):
+        return None
+    return recs if recs and all(r[0] > 0 for r in recs) else None
 
 
 def text_of(msg_desc, data):
@@ -189,10 +200,14 @@ def text_diff(msg_desc, a, b, label):
     return lines
 
 
-def first_difference(msg_desc, a, b, path):
-    """Report lines for the first record where the encodings a and b differ (None if equal)."""
+def first_difference(msg_desc, a, b, path, context=None):
+    """Report lines for the first record where the encodings a and b differ (None if equal).
+    msg_desc is None inside a custom option's value, whose type descriptor.proto does not know;
+    context is then the innermost known message, for the text-format diff."""
     if a == b:
         return None
+    if msg_desc is not None:
+        context = (msg_desc, a, b, path or "(file)")
     ra, rb = records(a), records(b)
     counts = {}
     for i in range(max(len(ra), len(rb))):
@@ -206,12 +221,14 @@ def first_difference(msg_desc, a, b, path):
         here = (path + "." if path else "") + name + ("[%d]" % index if repeated else "")
         if x is not None and y is not None and x[3] == y[3]:
             continue
-        if (x is not None and y is not None and x[0] == y[0] and x[1] == y[1] == 2 and
-                field is not None and field.type == FD.TYPE_MESSAGE):
-            sub = first_difference(field.message_type, x[2], y[2], here)
+        if x is not None and y is not None and x[0] == y[0] and x[1] == y[1] == 2:
+            sub = None
+            if field is not None and field.type == FD.TYPE_MESSAGE:
+                sub = first_difference(field.message_type, x[2], y[2], here, context)
+            elif field is None and as_records(x[2]) and as_records(y[2]):
+                sub = first_difference(None, x[2], y[2], here + "#%d" % index, context)
             if sub:
                 return sub
-        label = path or "(file)"
         out = ["first difference at %s" % here]
         if x is None:
             yn, yf = record_label(msg_desc, y[0])
@@ -224,8 +241,9 @@ def first_difference(msg_desc, a, b, path):
             yn, yf = record_label(msg_desc, y[0])
             out.append("  protoc: %s = %s" % (name, show(field, x[1], x[2])))
             out.append("  lgrpc:  %s = %s" % (yn, show(yf, y[1], y[2])))
-        out.append("text-format diff of %s (%s):" % (label, msg_desc.name))
-        out.extend("  " + l for l in text_diff(msg_desc, a, b, label))
+        cdesc, ca, cb, clabel = context
+        out.append("text-format diff of %s (%s):" % (clabel, cdesc.name))
+        out.extend("  " + l for l in text_diff(cdesc, ca, cb, clabel))
         return out
     return None
 
