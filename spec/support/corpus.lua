@@ -56,6 +56,18 @@ corpus.GROUPS = {
     roots = { SRC .. "/gitlab.com/gitlab-org/gitaly-proto" } },
   { name = "ignition-msgs", package = "libignition-msgs-dev",
     dir = "/usr/include/ignition/msgs8", roots = { "/usr/include/ignition/msgs8" } },
+  -- bazel's copy of googleapis: google.api http/field_behavior/resource/client options
+  { name = "bazel-googleapis", package = "bazel-bootstrap-source",
+    dir = "/usr/src/bazel-bootstrap/third_party/googleapis", roots = { "$DIR" } },
+  { name = "bazel", package = "bazel-bootstrap-source",
+    dir = "/usr/src/bazel-bootstrap",
+    roots = { "$DIR", "$DIR/third_party/googleapis", "$DIR/third_party/remoteapis" } },
+  { name = "lightstep", package = "golang-github-lightstep-lightstep-tracer-common-dev",
+    dir = SRC .. "/github.com/lightstep/lightstep-tracer-common",
+    roots = { "$DIR", "$DIR/third_party/googleapis", SRC, GOGO .. "/protobuf" } },
+  -- rust-protobuf and quick-protobuf test files import their siblings
+  { name = "quick-protobuf", package = "librust-quick-protobuf-dev", per_dir = true,
+    dir = "/usr/share/cargo/registry/quick-protobuf-*", roots = {} },
 }
 
 -- Single-quotes a string for /bin/sh.
@@ -218,29 +230,67 @@ local function under(path, dir)
   return path:sub(1, #dir + 1) == dir .. "/"
 end
 
+-- A group's directory with a glob (a version in the path) expanded: the newest match.
+local function expand(dir)
+  if not dir:find("*", 1, true) then return dir end
+  local p = io.popen("for d in " .. dir .. "; do [ -d \"$d\" ] && echo \"$d\"; done | LC_ALL=C sort")
+  local last
+  for line in p:lines() do last = line end
+  p:close()
+  return last or dir
+end
+
 -- The corpus: groups with their files as virtual names. A group whose directory is missing has
--- `missing = true` (its package is not installed) and no files.
+-- `missing = true` (its package is not installed) and no files. In roots, "$DIR" stands for the
+-- group's (expanded) directory. A `per_dir` group becomes one group per directory holding
+-- .proto files, each directory its own first root (for files that import their siblings).
 function corpus.groups()
+  local dirs = {}
+  for i, g in ipairs(corpus.GROUPS) do dirs[i] = expand(g.dir) end
   local groups, seen = {}, {}
-  for _, g in ipairs(corpus.GROUPS) do
-    local group = { name = g.name, std = g.std, package = g.package, dir = g.dir, roots = g.roots,
-      files = {} }
-    local all = walk(g.dir)
-    if #all == 0 then group.missing = true end
+  for i, g in ipairs(corpus.GROUPS) do
+    local dir = dirs[i]
+    local roots = {}
+    for j, r in ipairs(g.roots or {}) do roots[j] = (r:gsub("%$DIR", dir)) end
+    local all = walk(dir)
+    local mine = {}
     for _, path in ipairs(all) do
-      if not seen[path] then
-        -- a later, more general group must not take a file an earlier group owns
-        local owned = false
-        for _, other in ipairs(corpus.GROUPS) do
-          if other ~= g and under(path, other.dir) and #other.dir > #g.dir then owned = true end
-        end
-        if not owned and under(path, g.roots[1]) then
-          seen[path] = true
-          group.files[#group.files + 1] = path:sub(#g.roots[1] + 2)
-        end
+      -- a more general group never takes a file a more specific group owns
+      local owned = false
+      for k, other in ipairs(dirs) do
+        if k ~= i and under(path, other) and #other > #dir then owned = true end
+      end
+      if not owned and not seen[path] then
+        seen[path] = true
+        mine[#mine + 1] = path
       end
     end
-    groups[#groups + 1] = group
+    local function new_group(name, group_roots)
+      local group = { name = name, std = g.std, package = g.package, dir = dir,
+        roots = group_roots, files = {}, missing = #all == 0 }
+      groups[#groups + 1] = group
+      return group
+    end
+    if g.per_dir then
+      local by_dir, order = {}, {}
+      for _, path in ipairs(mine) do
+        local d = path:match("^(.*)/[^/]*$")
+        if not by_dir[d] then
+          local r = { d }
+          for _, extra in ipairs(roots) do r[#r + 1] = extra end
+          by_dir[d] = new_group(g.name .. ":" .. d:sub(#dir + 2), r)
+          order[#order + 1] = d
+        end
+        local grp = by_dir[d]
+        grp.files[#grp.files + 1] = path:sub(#d + 2)
+      end
+      if #order == 0 then new_group(g.name, roots) end
+    else
+      local group = new_group(g.name, roots)
+      for _, path in ipairs(mine) do
+        if under(path, roots[1]) then group.files[#group.files + 1] = path:sub(#roots[1] + 2) end
+      end
+    end
   end
   return groups
 end
