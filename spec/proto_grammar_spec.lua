@@ -56,20 +56,20 @@ describe("lgrpc.proto.grammar", function()
     assert.equal("a\tb\nAA\195\169\240\159\152\128\\\"'?cd", tree.body[1].value.value)
   end)
 
-  it("reads aggregate option values as text format", function()
-    local src = 'option (o) = { a: 1 b { c: "x" } d: [1, 2] [p.ext]: -inf e < f: E > };'
+  it("keeps an aggregate option value as the tokens between its braces, as protoc does", function()
+    local src = 'option (o) = { a: 1 b { c: "x\\ty" } // note\n d: [1, -2.5] [p.ext]: E };'
     local tree = assert(grammar.parse(src, "a.proto"))
     local agg = tree.body[1].value
     assert.equal("aggregate", agg.kind)
-    local f = agg.value
-    assert.equal("a", f[1].name.name)
-    assert.equal("1", f[1].value.text)
-    assert.equal("c", f[2].value.value[1].name.name)
-    assert.equal(2, #f[3].list)
-    assert.is_true(f[4].name.ext)
-    assert.equal("p.ext", f[4].name.name)
-    assert.is_true(f[4].value.neg)
-    assert.equal("E", f[5].value.value[1].value.text)
+    local texts, kinds = {}, {}
+    for i, t in ipairs(agg.value) do texts[i] = t.t; kinds[i] = t.k end
+    assert.same({ "a", ":", "1", "b", "{", "c", ":", '"x\\ty"', "}", "d", ":", "[", "1", ",", "-", "2.5", "]",
+      "[", "p", ".", "ext", "]", ":", "E" }, texts)
+    assert.equal("string", kinds[8])
+    assert.equal("x\ty", agg.value[8].v)
+    assert.equal("float", kinds[16])
+    local _, err = grammar.parse("option (o) = { a { b: 1 };", "a.proto")
+    assert.equal("a.proto:1:27: Unexpected end of stream while parsing aggregate value.", err)
   end)
 
   -- each case: source, protoc 3.21's message for it

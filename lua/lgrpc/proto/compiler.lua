@@ -34,23 +34,14 @@ M.scalar_types = scalar_types
 local labels = { optional = "LABEL_OPTIONAL", required = "LABEL_REQUIRED", repeated = "LABEL_REPEATED" }
 
 -- protoc's ToJsonName: drop underscores, upper-case the letter after one
-local function camel(name, cap_next)
-  local out = {}
-  for c in name:gmatch(".") do
-    if c == "_" then
-      cap_next = true
-    elseif cap_next then
-      out[#out + 1] = c:upper()
-      cap_next = false
-    else
-      out[#out + 1] = c
-    end
-  end
-  return table.concat(out)
+-- an underscore run is dropped and the character after it upper-cased (any trailing run vanishes)
+local function upper_next(c) return c:upper() end
+function M.json_name(name)
+  if not name:find("_", 1, true) then return name end
+  return (name:gsub("_+(.?)", upper_next))
 end
-function M.json_name(name) return camel(name, false) end
 -- protoc's MapEntryName: "my_field" -> "MyFieldEntry"
-local function map_entry_name(name) return camel(name, true) .. "Entry" end
+local function map_entry_name(name) return (("_" .. name):gsub("_+(.?)", upper_next)) .. "Entry" end
 
 -- protoc's CEscape, used for bytes defaults
 local cescape_map = { [10] = "\\n", [13] = "\\r", [9] = "\\t", [34] = '\\"', [39] = "\\'", [92] = "\\\\" }
@@ -122,6 +113,7 @@ function Builder:pos_of(desc, what)
 end
 
 function Builder:number(text, pos, what)
+  if #text < 10 and not text:find("^-?0") then return tonumber(text) end -- plain short decimal
   local neg = text:sub(1, 1) == "-"
   local body = neg and text:sub(2) or text
   local v = numbers.parse_u64(body)
@@ -133,6 +125,8 @@ function Builder:number(text, pos, what)
 end
 
 function Builder:field_number(node)
+  local text = node.number
+  if #text < 10 and text:byte(1) ~= 48 then return tonumber(text) end -- plain short decimal
   local v = numbers.parse_u64(node.number)
   if not v or v[1] ~= 0 or v[2] > 0x7fffffff then raise(node.number_pos, "Integer out of range.") end
   return numbers.to_number(v)
@@ -155,7 +149,7 @@ function Builder:options_list(desc, list, kind, relative_to)
 end
 
 -- [default = x, json_name = "y", other options...] on a field
-function Builder:field_options(fd, node, list, field_scope)
+function Builder:field_options(fd, node, list, field_scope, node_is_extension)
   local rest = {}
   local seen = {}
   for _, o in ipairs(list or {}) do
@@ -166,6 +160,7 @@ function Builder:field_options(fd, node, list, field_scope)
       if simple == "default" then
         self.defaults[fd] = o.value
       else
+        if node_is_extension then raise(o.name[1].pos, "option json_name is not allowed on extension fields.") end
         if o.value.kind ~= "string" then raise(o.value.pos, "Expected string for JSON name.") end
         fd.json_name = o.value.value
         self.explicit_json[fd] = true
@@ -208,9 +203,9 @@ function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
     push(container, container == self.fdp and "message_type" or "nested_type", nested)
     fd.type_name = "." .. join(scope, node.name)
   elseif node.tag == "map" then
-    if node.label then raise(node.type_pos, "Field labels (required/optional/repeated) are not allowed on map fields.") end
-    if extendee_node then raise(node.name_pos, "Map fields are not allowed to be extensions.") end
     if in_oneof then raise(node.lt_pos, "Map fields are not allowed in oneofs.") end
+    if node.label then raise(node.lt_pos, "Field labels (required/optional/repeated) are not allowed on map fields.") end
+    if extendee_node then raise(node.lt_pos, "Map fields are not allowed to be extensions.") end
     fd.label = "LABEL_REPEATED"
     local entry_name = map_entry_name(node.name)
     local entry = { name = entry_name, options = { map_entry = true } }
@@ -230,7 +225,7 @@ function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
   else
     self:set_type(fd, node.type, node.type_pos, join(scope, node.name))
   end
-  self:field_options(fd, node, node.options, field_scope)
+  self:field_options(fd, node, node.options, field_scope, extendee_node ~= nil)
   if extendee_node then
     fd.extendee = extendee_node.extendee
     self.unresolved[#self.unresolved + 1] = { desc = fd, name = extendee_node.extendee,
@@ -626,22 +621,23 @@ function Builder:check_symbols()
   local function message(scope, m)
     local full = join(scope, m.name)
     define(full, m, "message")
-    for _, f in ipairs(m.field or {}) do define(join(full, f.name), f, "field") end
+    -- protoc's BuildMessage order: oneofs, fields, nested types, enums, extensions
     for _, o in ipairs(m.oneof_decl or {}) do
       if self.nodes[o] then define(join(full, o.name), o, "oneof") else seen[join(full, o.name)] = { kind = "oneof" } end
     end
+    for _, f in ipairs(m.field or {}) do define(join(full, f.name), f, "field") end
     for _, n in ipairs(m.nested_type or {}) do message(full, n) end
     for _, e in ipairs(m.enum_type or {}) do enum(full, e) end
     for _, x in ipairs(m.extension or {}) do define(join(full, x.name), x, "extension") end
   end
   for _, m in ipairs(fdp.message_type or {}) do message(pkg, m) end
   for _, e in ipairs(fdp.enum_type or {}) do enum(pkg, e) end
-  for _, x in ipairs(fdp.extension or {}) do define(join(pkg, x.name), x, "extension") end
   for _, s in ipairs(fdp.service or {}) do
     local full = join(pkg, s.name)
     define(full, s, "service")
     for _, m in ipairs(s.method or {}) do define(join(full, m.name), m, "method") end
   end
+  for _, x in ipairs(fdp.extension or {}) do define(join(pkg, x.name), x, "extension") end
 end
 
 local unsigned = { TYPE_UINT32 = true, TYPE_UINT64 = true, TYPE_FIXED32 = true, TYPE_FIXED64 = true }

@@ -79,9 +79,13 @@ local ident = C(letter * idchar ^ 0) * skip
 local identp = Cp() * ident -- position, name
 
 -- numbers, as protoc's tokenizer reads them (text kept; the compiler converts)
-local exponent = S"eE" * S"+-" ^ -1 * digit ^ 1
+local exponent = S"eE" * S"+-" ^ -1 * (digit ^ 1 +
+  Cmt(Cp(), function(_, _, p) raise(p, '"e" must be followed by exponent.') end))
+local number_end = -idchar +
+  S"eE" * S"+-" ^ -1 * -digit * Cmt(Cp(), function(_, _, p) raise(p, '"e" must be followed by exponent.') end) +
+  Cmt(Cp(), function(_, _, p) raise(p, "Need space between number and identifier.") end)
 local float_lit = (digit ^ 1 * P"." * digit ^ 0 * exponent ^ -1 + P"." * digit ^ 1 * exponent ^ -1 +
-  digit ^ 1 * exponent) * -idchar
+  digit ^ 1 * exponent) * number_end
 local hex_lit = P"0" * S"xX" * hexdigit ^ 1
 local oct_lit = P"0" * octdigit ^ 1
 local dec_lit = R"19" * digit ^ 0 + P"0"
@@ -90,7 +94,7 @@ local bad_hex = P"0" * S"xX" * Cmt(Cp(), function(_, _, p) raise(p, '"0x" must b
 local bad_octal = P"0" * octdigit ^ 0 * Cmt(Cp() * R"89", function(_, _, p)
   raise(p, "Numbers starting with leading zero must be in octal.")
 end)
-local int_lit = (hex_lit + bad_hex + #(P"0" * octdigit ^ 0 * R"89") * bad_octal + oct_lit + dec_lit) * -(idchar + P".")
+local int_lit = (hex_lit + bad_hex + #(P"0" * octdigit ^ 0 * R"89") * bad_octal + oct_lit + dec_lit) * -P"." * number_end
 
 -- strings: every escape protoc's tokenizer knows, decoded to bytes here
 local simple_escapes = {
@@ -120,9 +124,9 @@ local function quoted(q)
     (P(q) + Cmt(Cp(), function(s, _, p)
       if s:sub(p, p) == "\n" then raise(p, "String literals cannot cross line boundaries.") end
       raise(p, "Unexpected end of string.")
-    end)) * skip
+    end))
 end
-local string_piece = quoted('"') + quoted("'")
+local string_piece = (quoted('"') + quoted("'")) * skip
 -- adjacent literals concatenate ("a" "b" == "ab"); pieces are collected then joined once
 local strlit = Ct(string_piece ^ 1) / table.concat
 
@@ -162,6 +166,11 @@ local full_ident = Ct(ident * (sym"." * expect(ident, "Expected identifier.")) ^
 local message_or_enum_type = Ct(Cg(C(P".") * skip, "dot") ^ -1 * Cg(full_ident, "name")) /
   function(t) return (t.dot or "") .. t.name end
 
+local scalar_keyword = C(P"double" + P"float" + P"int32" + P"int64" + P"uint32" + P"uint64" + P"sint32" +
+  P"sint64" + P"fixed32" + P"fixed64" + P"sfixed32" + P"sfixed64" + P"bool" + P"string" + P"bytes") * -idchar * skip
+local field_type = scalar_keyword + message_or_enum_type
+-- extendees and method types: protoc refuses a scalar keyword there
+local user_type = #scalar_keyword * fail("Expected message type.") + message_or_enum_type
 local scalar_type = {}
 for _, t in ipairs{ "double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64",
   "fixed32", "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes" } do scalar_type[t] = true end
@@ -184,8 +193,11 @@ G.topLevelError = Cmt(Cp(), function(s, _, p)
 end)
 
 G.syntax = node("syntax", kw"syntax" * expect(sym"=", 'Expected "=".') *
-  field(Cp(), "value_pos") * field(expect(Cmt(strlit, function(_, _, v)
-    syntax_seen = v == "proto3" and "proto3" or "proto2"
+  field(Cp(), "value_pos") * field(expect(Cmt(Cp() * strlit, function(_, _, p, v)
+    if v ~= "proto2" and v ~= "proto3" then
+      raise(p, 'Unrecognized syntax identifier "' .. v .. '".  This parser only recognizes "proto2" and "proto3".')
+    end
+    syntax_seen = v
     return true, v
   end), "Expected syntax identifier."), "value") *
   expect(sym";", 'Expected ";".'))
@@ -197,7 +209,13 @@ G.import = node("import", kw"import" *
   field(Cp(), "path_pos") * field(expect(strlit, "Expected a string naming the file to import."), "path") *
   expect(sym";", 'Expected ";".'))
 
-G.package = node("package", kw"package" * field(Cp(), "name_pos") *
+local package_seen = false
+local function one_package(_, _, p)
+  if package_seen then raise(p, "Multiple package definitions.") end
+  package_seen = true
+  return true
+end
+G.package = node("package", Cmt(Cp() * kw"package", one_package) * field(Cp(), "name_pos") *
   field(expect(full_ident, "Expected identifier."), "name") * expect(sym";", 'Expected ";".'))
 
 -- option name: (ext.name).field.(other) ...
@@ -234,25 +252,54 @@ local field_number = field(Cp(), "number_pos") * field(expect(C(int_lit) * skip,
 
 G.label = C(P"required" + P"optional" + P"repeated") * -idchar * skip
 
-G.field = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
-  field(expect(message_or_enum_type, "Expected type name."), "type") +
-  field(Cp(), "type_pos") * field(message_or_enum_type, "type")) *
-  field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
+-- proto2 needs a label on every field outside oneofs; protoc's parser says so at the type
+local function label_required(s, _, p)
+  if syntax_seen ~= "proto3" then
+    -- "map" not followed by "<" is a type name, which protoc has consumed by then
+    if s:sub(p, p + 2) == "map" and not s:sub(p + 3, p + 3):match("[%w_]") then p = lpeg.match(skip, s, p + 3) end
+    raise(p, 'Expected "required", "optional", or "repeated".')
+  end
+  return true
+end
+local field_rest = field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
   (sym"=" + fail("Missing field number.")) * field_number *
-  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".')
+G.field = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
+  field(expect(field_type, "Expected type name."), "type") +
+  field(Cp(), "type_pos") * Cmt(Cp() * #message_or_enum_type, label_required) *
+  field(field_type, "type")) * field_rest)
+-- in a oneof, labels are an error the compiler reports
+G.oneofField = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
+  field(expect(field_type, "Expected type name."), "type") +
+  field(Cp(), "type_pos") * field(field_type, "type")) * field_rest)
 
-G.group = node("group", field(V"label", "label") ^ -1 * field(Cp(), "type_pos") *
-  Cmt(Cp() * kw"group", enter_message) * field(Cp(), "name_pos") *
-  field(expect(ident, "Expected group name."), "name") *
+-- protoc checks a group's proto3-ness and capital letter after its number and options
+local group_kw_pos, group_name_pos, group_name
+local group_rest = Cmt(Cp() * kw"group", function(s, i, p)
+    group_kw_pos = p
+    return enter_message(s, i, p)
+  end) * field(Cp(), "name_pos") *
+  field(expect(Cmt(Cp() * ident, function(_, _, p, name)
+    group_name_pos, group_name = p, name
+    return true, name
+  end), "Expected field name."), "name") *
   (sym"=" + fail("Missing field number.")) * field_number *
   field(V"fieldOptions", "options") ^ -1 *
+  Cmt(Cp(), function()
+    if syntax_seen == "proto3" then raise(group_kw_pos, "Groups are not supported in proto3 syntax.") end
+    if not group_name:match("^[A-Z]") then raise(group_name_pos, "Group names must start with a capital letter.") end
+    return true
+  end) *
   expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
-  Cmt(Cp(), leave_message))
+  Cmt(Cp(), leave_message)
+G.group = node("group", field(V"label", "label") * field(Cp(), "type_pos") * group_rest +
+  field(Cp(), "type_pos") * Cmt(Cp() * #kw"group", label_required) * group_rest)
+G.oneofGroup = node("group", field(V"label", "label") ^ -1 * field(Cp(), "type_pos") * group_rest)
 
 G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(Cp(), "lt_pos") * sym"<" *
-  field(Cp(), "key_pos") * field(expect(message_or_enum_type, "Expected type name."), "key_type") *
+  field(Cp(), "key_pos") * field(expect(field_type, "Expected type name."), "key_type") *
   expect(sym",", 'Expected ",".') *
-  field(Cp(), "type_pos") * field(expect(message_or_enum_type, "Expected type name."), "type") *
+  field(Cp(), "type_pos") * field(expect(field_type, "Expected type name."), "type") *
   expect(sym">", 'Expected ">".') *
   field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
   (sym"=" + fail("Missing field number.")) * field_number *
@@ -260,7 +307,7 @@ G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(C
 
 G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident, "Expected oneof name."), "name") *
   expect(sym"{", 'Expected "{".') *
-  field(Ct((V"option" + V"emptyStatement" + V"group" + V"mapField" + V"field") ^ 0), "body") *
+  field(Ct((V"option" + V"emptyStatement" + V"oneofGroup" + V"mapField" + V"oneofField") ^ 0), "body") *
   field(Cp(), "close_pos") * expect(sym"}", 'Expected type name.', "oneof"))
 
 -- ranges: 1, 5 to 10, 100 to max
@@ -290,7 +337,8 @@ G.message = node("message", Cmt(Cp() * kw"message", enter_message) * field(Cp(),
 
 G.enumValue = node("value", field(Cp(), "name_pos") * field(ident, "name") *
   expect(sym"=", "Missing numeric value for enum constant.") * field(Cp(), "number_pos") *
-  field(expect(C(S"-" ^ -1) * skip * C(int_lit) * skip / function(s, n) return s .. n end, "Expected integer."), "number") *
+  field(C(P"-") * skip * expect(C(int_lit) * skip, "Expected integer.") / function(s, n) return s .. n end +
+    expect(C(int_lit) * skip, "Expected integer."), "number") *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 G.enum = node("enum", kw"enum" * field(Cp(), "name_pos") * field(expect(ident, "Expected enum name."), "name") *
   expect(sym"{", 'Expected "{".') *
@@ -298,17 +346,18 @@ G.enum = node("enum", kw"enum" * field(Cp(), "name_pos") * field(expect(ident, "
   expect(sym"}", "Expected enum constant name.", "enum"))
 
 G.extend = node("extend", kw"extend" * field(Cp(), "extendee_pos") *
-  field(expect(message_or_enum_type, "Expected type name."), "extendee") *
+  field(expect(user_type, "Expected type name."), "extendee") *
   expect(sym"{", 'Expected "{".') *
-  field(Ct((V"emptyStatement" + V"mapField" + V"group" + V"field") ^ 0), "body") *
+  -- an extend block holds at least one field, and no empty statements
+  field(expect(Ct((V"mapField" + V"group" + V"field") ^ 1), field_expected, "extend"), "body") *
   expect(sym"}", field_expected, "extend"))
 
 G.rpc = node("rpc", kw"rpc" * field(Cp(), "name_pos") * field(expect(ident, "Expected method name."), "name") *
   expect(sym"(", 'Expected "(".') * field(kw"stream" * Cc(true), "client_streaming") ^ -1 *
-  field(Cp(), "input_pos") * field(expect(message_or_enum_type, "Expected type name."), "input") *
+  field(Cp(), "input_pos") * field(expect(user_type, "Expected type name."), "input") *
   expect(sym")", 'Expected ")".') * expect(kw"returns", 'Expected "returns".') *
   expect(sym"(", 'Expected "(".') * field(kw"stream" * Cc(true), "server_streaming") ^ -1 *
-  field(Cp(), "output_pos") * field(expect(message_or_enum_type, "Expected type name."), "output") *
+  field(Cp(), "output_pos") * field(expect(user_type, "Expected type name."), "output") *
   expect(sym")", 'Expected ")".') *
   (sym"{" * field(Ct((V"option" + V"emptyStatement") ^ 0), "body") *
     expect(sym"}", 'Expected "option".', "method") + expect(sym";", 'Expected ";".')))
@@ -317,29 +366,19 @@ G.service = node("service", kw"service" * field(Cp(), "name_pos") * field(expect
   field(Ct((V"option" + V"rpc" + V"emptyStatement") ^ 0), "body") *
   expect(sym"}", 'Expected "rpc" or "option".', "service"))
 
--- Aggregate option values: protobuf text format between braces.
---   { a: 1 b { c: "x" } d: [1, 2] [pkg.ext]: ENUM_V }
-local agg_name = Ct(field(Cp(), "pos") * (
-  sym"[" * field(Cc(true), "ext") * field(Ct(message_or_enum_type * (C(P"/") * skip * message_or_enum_type) ^ -1) /
-    function(t) return table.concat(t, "") end, "name") * expect(sym"]", 'Expected "]".') +
-  field(ident, "name")))
-G.aggScalar = Ct(field(Cp(), "pos") * (
-  field(Cc"string", "kind") * field(strlit, "value") +
-  field(sym"-" * Cc(true), "neg") ^ -1 * (
-    field(Cc"float", "kind") * field(C(float_lit), "text") * skip +
-    field(Cc"int", "kind") * field(C(int_lit), "text") * skip +
-    field(Cc"ident", "kind") * field(ident, "text"))))
-G.aggMessage = sym"{" * Cmt(Cp(), enter_agg) * V"aggBody" * expect(sym"}", 'Expected "}".') * Cmt(Cp(), leave_agg) +
-  sym"<" * Cmt(Cp(), enter_agg) * V"aggBody" * expect(sym">", 'Expected ">".') * Cmt(Cp(), leave_agg)
-G.aggValue = Ct(field(Cp(), "pos") * field(Cc"aggregate", "kind") * field(V"aggMessage", "value")) + V"aggScalar"
-G.aggList = sym"[" * Ct((V"aggValue" * (sym"," * expect(V"aggValue", "Expected value.")) ^ 0) ^ -1) *
-  expect(sym"]", 'Expected "]".')
-G.aggField = Ct(field(agg_name, "name") * (
-  sym":" * (field(V"aggList", "list") + field(expect(V"aggValue", "Expected value."), "value")) +
-  field(Ct(field(Cp(), "pos") * field(Cc"aggregate", "kind") * field(V"aggMessage", "value")), "value") +
-  fail('Expected ":".')) * (sym"," + sym";") ^ -1)
-G.aggBody = Ct(V"aggField" ^ 0)
-G.aggregate = V"aggMessage"
+-- Aggregate option values: as protoc's parser does, only the braces are matched here; the
+-- tokens between them are kept (kind k, text t, string value v) and read as protobuf text
+-- format by lgrpc.proto.textformat once the option's type is known.
+local function tok(kind, patt) return Ct(Cg(Cc(kind), "k") * Cg(patt, "t")) * skip end
+local agg_string = Cmt(Cp() * (quoted('"') + quoted("'")) * Cp(), function(s, _, a, v, b)
+  return true, { k = "string", t = s:sub(a, b - 1), v = v }
+end) * skip
+G.aggToken = agg_string + tok("float", C(float_lit)) + tok("int", C(int_lit)) +
+  tok("ident", C(letter * idchar ^ 0)) + tok("sym", C(1 - S"{}"))
+G.aggInner = (V"aggToken" + tok("sym", C"{") * Cmt(Cp(), enter_agg) * V"aggInner" *
+  (tok("sym", C"}") + fail("Unexpected end of stream while parsing aggregate value.")) * Cmt(Cp(), leave_agg)) ^ 0
+G.aggregate = sym"{" * Ct(V"aggInner") *
+  (sym"}" + fail("Unexpected end of stream while parsing aggregate value."))
 
 local proto_grammar = P(G)
 
@@ -348,7 +387,7 @@ local proto_grammar = P(G)
 function M.parse(src, name)
   name = name or "input.proto"
   if type(src) ~= "string" then return nil, name .. ": source is not a string" end
-  depth, agg_depth, syntax_seen = 0, 0, "proto2"
+  depth, agg_depth, syntax_seen, package_seen = 0, 0, "proto2", false
   local ok, tree = pcall(lpeg.match, proto_grammar, src)
   if ok then
     if not tree then return nil, name .. ":1:1: Parse error." end

@@ -117,7 +117,8 @@ function M.token_double(kind, text)
   if kind == "int" then
     local v = M.parse_u64(text)
     if not v then return tonumber(text) end
-    return v[1] * TWO32 + v[2]
+    return v[1] * 4294967296.0 + v[2] -- float arithmetic: Lua 5.4 integers would wrap
+
   end
   return tonumber(text)
 end

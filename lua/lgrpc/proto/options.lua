@@ -39,14 +39,15 @@ local function fixed32(lo)
 end
 
 local pack_float, pack_double
+-- NaN is written as C++'s quiet_NaN (sign clear), whatever sign Lua's 0/0 carries
 if string.pack then
-  pack_float = function(x) return string.pack("<f", x) end
-  pack_double = function(x) return string.pack("<d", x) end
+  pack_float = function(x) if x ~= x then return "\0\0\192\127" end return string.pack("<f", x) end
+  pack_double = function(x) if x ~= x then return "\0\0\0\0\0\0\248\127" end return string.pack("<d", x) end
 else
   local ffi = require "ffi"
   local fbox, dbox = ffi.new("float[1]"), ffi.new("double[1]")
-  pack_float = function(x) fbox[0] = x; return ffi.string(fbox, 4) end
-  pack_double = function(x) dbox[0] = x; return ffi.string(dbox, 8) end
+  pack_float = function(x) if x ~= x then return "\0\0\192\127" end fbox[0] = x; return ffi.string(fbox, 4) end
+  pack_double = function(x) if x ~= x then return "\0\0\0\0\0\0\248\127" end dbox[0] = x; return ffi.string(dbox, 8) end
 end
 
 local wire_type = {
@@ -139,7 +140,8 @@ local function option_value(fd, v, name, enum_desc, enum_name)
     if v.neg then x = -x end
     return x
   elseif t == "TYPE_BOOL" then
-    if v.kind ~= "ident" or (v.text ~= "true" and v.text ~= "false") then
+    if v.kind ~= "ident" then raise(pos, 'Value must be identifier for boolean option "' .. name .. '".') end
+    if v.text ~= "true" and v.text ~= "false" then
       raise(pos, 'Value must be "true" or "false" for boolean option "' .. name .. '".')
     end
     return v.text == "true"
@@ -186,81 +188,142 @@ local packable = {
 -- Aggregate values: protobuf text format -> serialized message
 local encode_message
 
-local function text_scalar(b, fd, v, err)
+-- A cursor over the aggregate's tokens (from the grammar: k kind, t text, v string value).
+local Tokens = {}
+Tokens.__index = Tokens
+local function tokens(list) return setmetatable({ list = list, i = 1 }, Tokens) end
+function Tokens:peek() return self.list[self.i] end
+function Tokens:text() local t = self.list[self.i]; return t and t.t or "" end
+function Tokens:looking_at(text) local t = self.list[self.i]; return t ~= nil and t.t == text and t.k ~= "string" end
+function Tokens:try(text)
+  if self:looking_at(text) then self.i = self.i + 1; return true end
+  return false
+end
+function Tokens:expect(text, err)
+  if not self:try(text) then err('Expected "' .. text .. '", found "' .. self:text() .. '".') end
+end
+function Tokens:next() local t = self.list[self.i]; self.i = self.i + 1; return t end
+
+-- a scalar value in text format, as protoc's TextFormat parser reads it for field fd
+local function text_scalar(b, fd, ts, err)
   local t = fd.type
   local it = int_types[t]
   if it then
-    if v.kind ~= "int" then err("Expected integer, got: " .. (v.text or v.value or "")) end
-    if v.neg and not it[3] then err("Expected integer, got: -") end
-    local mag = numbers.parse_u64(v.text)
-    if not mag or numbers.cmp(mag, v.neg and it[3] or it[2]) > 0 then
-      err("Integer out of range (" .. (v.neg and "-" or "") .. v.text .. ")")
+    local neg = false
+    if it[3] and ts:try("-") then neg = true end
+    local tk = ts:peek()
+    if not tk or tk.k ~= "int" then err("Expected integer, got: " .. ts:text()) end
+    ts:next()
+    local mag = numbers.parse_u64(tk.t)
+    if not mag or numbers.cmp(mag, neg and it[3] or it[2]) > 0 then
+      err("Integer out of range (" .. (neg and "-" or "") .. tk.t .. ")")
     end
-    return { neg = v.neg, mag = mag }
+    return { neg = neg, mag = mag }
   elseif t == "TYPE_FLOAT" or t == "TYPE_DOUBLE" then
+    local neg = ts:try("-")
+    local tk = ts:peek()
     local x
-    if v.kind == "int" or v.kind == "float" then
-      x = numbers.token_double(v.kind, v.text)
-    elseif v.kind == "ident" then
-      local l = v.text:lower()
+    if tk and (tk.k == "int" or tk.k == "float") then
+      x = numbers.token_double(tk.k, tk.t)
+    elseif tk and tk.k == "ident" then
+      local l = tk.t:lower()
       if l == "inf" or l == "infinity" then x = math.huge
       elseif l == "nan" then x = 0 / 0
-      else err("Expected double, got: " .. v.text) end
+      else err("Expected double, got: " .. tk.t) end
     else
-      err("Expected double, got: " .. tostring(v.value))
+      err("Expected double, got: " .. ts:text())
     end
-    if v.neg then x = -x end
+    ts:next()
+    if neg then x = -x end
     return x
   elseif t == "TYPE_BOOL" then
-    if v.kind == "ident" and not v.neg then
-      if v.text == "true" or v.text == "True" or v.text == "t" then return true end
-      if v.text == "false" or v.text == "False" or v.text == "f" then return false end
-    elseif v.kind == "int" and not v.neg and (v.text == "0" or v.text == "1") then
-      return v.text == "1"
+    local tk = ts:peek()
+    if tk and tk.k == "int" then
+      ts:next()
+      if tk.t == "0" then return false end
+      if tk.t == "1" then return true end
+      err("Integer out of range (" .. tk.t .. ")")
+    elseif tk and tk.k == "ident" then
+      ts:next()
+      if tk.t == "true" or tk.t == "True" or tk.t == "t" then return true end
+      if tk.t == "false" or tk.t == "False" or tk.t == "f" then return false end
+      err('Invalid value for boolean field "' .. fd.name .. '". Value: "' .. tk.t .. '".')
     end
-    err("Invalid value for boolean field \"" .. fd.name .. "\". Value: \"" .. tostring(v.text or v.value) .. "\".")
+    err("Expected identifier, got: " .. ts:text())
   elseif t == "TYPE_ENUM" then
     local s = find(b, fd.type_name:sub(2))
     local e = s and s.desc
-    if v.kind == "ident" and not v.neg then
+    local tk = ts:peek()
+    if tk and tk.k == "ident" then
+      ts:next()
       for _, ev in ipairs(e and e.value or {}) do
-        if ev.name == v.text then return { neg = ev.number < 0, mag = { 0, math.abs(ev.number) } } end
+        if ev.name == tk.t then return { neg = ev.number < 0, mag = { 0, math.abs(ev.number) } } end
       end
-      err("Unknown enumeration value of \"" .. v.text .. "\" for field \"" .. fd.name .. "\".")
-    elseif v.kind == "int" then
-      local mag = numbers.parse_u64(v.text)
-      if not mag or numbers.cmp(mag, v.neg and numbers.INT32_MIN_ABS or numbers.INT32_MAX) > 0 then
-        err("Integer out of range (" .. v.text .. ")")
-      end
-      return { neg = v.neg, mag = mag }
+      err('Unknown enumeration value of "' .. tk.t .. '" for field "' .. fd.name .. '".')
     end
-    err("Expected integer or identifier, got: " .. tostring(v.value))
+    local neg = ts:try("-")
+    tk = ts:peek()
+    if tk and tk.k == "int" then
+      ts:next()
+      local mag = numbers.parse_u64(tk.t)
+      if not mag or numbers.cmp(mag, neg and numbers.INT32_MIN_ABS or numbers.INT32_MAX) > 0 then
+        err("Integer out of range (" .. tk.t .. ")")
+      end
+      local n = numbers.to_number(mag, neg)
+      local known = false
+      for _, ev in ipairs(e and e.value or {}) do if ev.number == n then known = true break end end
+      if not known and file_syntax(b, s and s.file) ~= "proto3" then
+        err('Unknown enumeration value of "' .. tk.t .. '" for field "' .. fd.name .. '".')
+      end
+      return { neg = neg, mag = mag }
+    end
+    err("Expected integer or identifier, got: " .. ts:text())
   elseif t == "TYPE_STRING" or t == "TYPE_BYTES" then
-    if v.kind ~= "string" then err("Expected string, got: " .. tostring(v.text)) end
-    return v.value
+    local tk = ts:peek()
+    if not tk or tk.k ~= "string" then err("Expected string, got: " .. ts:text()) end
+    local parts = {}
+    while ts:peek() and ts:peek().k == "string" do parts[#parts + 1] = ts:next().v end
+    return table.concat(parts)
   end
 end
 
-local function find_field(b, msg, name, scope, err)
-  if name.ext then
-    local s = b:lookup(name.name, scope)
-    if not s then s = find(b, name.name) end
-    if not s or s.kind ~= "extension" then
-      err('Extension "' .. name.name .. '" is not defined or is not an extension of "' .. msg.full .. '".')
+local function type_name_tokens(ts, err)
+  local parts = {}
+  local tk = ts:peek()
+  if not tk or tk.k ~= "ident" then err("Expected identifier, got: " .. ts:text()) end
+  parts[1] = ts:next().t
+  while ts:looking_at(".") or ts:looking_at("/") do
+    parts[#parts + 1] = ts:next().t
+    tk = ts:peek()
+    if not tk or tk.k ~= "ident" then err("Expected identifier, got: " .. ts:text()) end
+    parts[#parts + 1] = ts:next().t
+  end
+  return table.concat(parts)
+end
+
+local function find_field(b, msg, ts, scope, err)
+  if ts:try("[") then
+    local name = type_name_tokens(ts, err)
+    ts:expect("]", err)
+    local s = b:lookup(name, scope)
+    if not s then s = find(b, name) end
+    if not s or s.kind ~= "extension" or s.desc.extendee ~= "." .. msg.full then
+      err('Extension "' .. name .. '" is not defined or is not an extension of "' .. msg.full .. '".')
     end
     return s.desc, s.file
   end
+  local tk = ts:peek()
+  if not tk or tk.k ~= "ident" then err("Expected identifier, got: " .. ts:text()) end
+  ts:next()
+  local name = tk.t
   for _, f in ipairs(msg.desc.field or {}) do
-    if f.name == name.name then
-      if f.type == "TYPE_GROUP" then break end
-      return f, msg.file
-    end
+    if f.name == name and f.type ~= "TYPE_GROUP" then return f, msg.file end
   end
   -- groups are named by their type name
   for _, f in ipairs(msg.desc.field or {}) do
-    if f.type == "TYPE_GROUP" and f.type_name:match("[^.]+$") == name.name then return f, msg.file end
+    if f.type == "TYPE_GROUP" and f.type_name:match("[^.]+$") == name then return f, msg.file end
   end
-  err('Message type "' .. msg.full .. '" has no field named "' .. name.name .. '".')
+  err('Message type "' .. msg.full .. '" has no field named "' .. name .. '".')
 end
 
 local function is_default(t, v)
@@ -271,11 +334,19 @@ local function is_default(t, v)
   return false
 end
 
--- msg: { desc, full, file }; fields: aggregate body from the grammar
-function encode_message(b, msg, fields, scope, err)
+-- parses fields until `close` (nil: the end of the tokens) and serializes the message as
+-- protoc's DynamicMessage does: fields by number, repeated values in order, packed where the
+-- field is packed. msg: { desc, full, file }.
+function encode_message(b, msg, ts, scope, err, close)
   local order, per_field = {}, {}
-  for _, f in ipairs(fields) do
-    local fd, ffile = find_field(b, msg, f.name, scope, err)
+  while true do
+    if close then
+      if ts:looking_at(close) then break end
+      if not ts:peek() then err('Expected "' .. close .. '", found "".') end
+    elseif not ts:peek() then
+      break
+    end
+    local fd, ffile = find_field(b, msg, ts, scope, err)
     local slot = per_field[fd]
     if not slot then
       slot = { fd = fd, file = ffile, values = {} }
@@ -284,21 +355,43 @@ function encode_message(b, msg, fields, scope, err)
     elseif fd.label ~= "LABEL_REPEATED" then
       err('Non-repeated field "' .. fd.name .. '" is specified multiple times.')
     end
-    local vals = f.list or { f.value }
-    if f.list and fd.label ~= "LABEL_REPEATED" then
-      err('Non-repeated field "' .. fd.name .. '" is specified multiple times.')
+    local function one_message()
+      local open = ts:peek()
+      local closer
+      if ts:try("{") then closer = "}" elseif ts:try("<") then closer = ">" else
+        err('Expected "{", found "' .. ts:text() .. '".')
+      end
+      local s = find(b, fd.type_name:sub(2))
+      local body = encode_message(b, { desc = s.desc, full = fd.type_name:sub(2), file = s.file }, ts, scope, err, closer)
+      ts:expect(closer, err)
+      slot.values[#slot.values + 1] = body
+      return open
     end
-    for _, v in ipairs(vals) do
-      if fd.type == "TYPE_MESSAGE" or fd.type == "TYPE_GROUP" then
-        if v.kind ~= "aggregate" then err('Expected "{", found "' .. tostring(v.text or v.value) .. '".') end
-        local s = find(b, fd.type_name:sub(2))
-        slot.values[#slot.values + 1] = encode_message(b, { desc = s.desc, full = fd.type_name:sub(2), file = s.file },
-          v.value, scope, err)
+    if fd.type == "TYPE_MESSAGE" or fd.type == "TYPE_GROUP" then
+      ts:try(":")
+      if fd.label == "LABEL_REPEATED" and ts:try("[") then
+        if not ts:try("]") then
+          repeat one_message() until not ts:try(",")
+          ts:expect("]", err)
+        end
       else
-        if v.kind == "aggregate" then err("Expected scalar value for field \"" .. fd.name .. "\".") end
-        slot.values[#slot.values + 1] = text_scalar(b, fd, v, err)
+        one_message()
+      end
+    else
+      ts:expect(":", err)
+      if fd.label == "LABEL_REPEATED" and ts:try("[") then
+        if not ts:try("]") then
+          while true do
+            slot.values[#slot.values + 1] = text_scalar(b, fd, ts, err)
+            if ts:try("]") then break end
+            ts:expect(",", err)
+          end
+        end
+      else
+        slot.values[#slot.values + 1] = text_scalar(b, fd, ts, err)
       end
     end
+    if not ts:try(";") then ts:try(",") end
   end
   table.sort(order, function(x, y) return x.fd.number < y.fd.number end)
   local out = {}
@@ -315,7 +408,7 @@ function encode_message(b, msg, fields, scope, err)
       if fd.options and fd.options.packed ~= nil then packed = fd.options.packed
       else packed = file_syntax(b, slot.file) == "proto3" end
     end
-    if packed then
+    if packed and #slot.values > 0 then
       local parts = {}
       for i, v in ipairs(slot.values) do parts[i] = scalar_payload(fd.type, v) end
       local body = table.concat(parts)
@@ -455,21 +548,18 @@ function M.interpret(b, env)
         local last_name = #parts == 1 and fd_full or option_debug_name(parts)
         if last.type == "TYPE_MESSAGE" or last.type == "TYPE_GROUP" then
           if v.kind ~= "aggregate" then
-            raise(v.pos, 'Option "' .. debug .. '" is a message. To set the entire message, use syntax like "' ..
-              debug .. ' = { <proto text format> }". To set fields within it, use syntax like "' ..
-              debug .. '.foo = value".')
+            raise(v.pos, 'Option "' .. last.name .. '" is a message. To set the entire message, use syntax like "' ..
+              last.name .. ' = { <proto text format> }". To set fields within it, use syntax like "' ..
+              last.name .. '.foo = value".')
           end
           local ms = find(b, last.type_name:sub(2))
           local function err(msg)
             raise(v.pos, 'Error while parsing option value for "' .. last.name .. '": ' .. msg)
           end
           local body = encode_message(b, { desc = ms.desc, full = last.type_name:sub(2), file = ms.file },
-            v.value, stmts.scope or "", err)
+            tokens(v.value), stmts.scope or "", err)
           bytes = record(last, body)
         else
-          if v.kind == "aggregate" then
-            raise(v.pos, "Value must be " .. "number, string or identifier" .. ' for option "' .. last_name .. '".')
-          end
           if v.kind == "ident" and v.neg then raise(v.text_pos, "Invalid '-' symbol before identifier.") end
           local enum_desc, enum_name
           if last.type == "TYPE_ENUM" then
