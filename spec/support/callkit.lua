@@ -39,6 +39,16 @@ local function read_file(path)
   return s
 end
 
+--- True while process pid runs (a zombie nobody reaped counts as gone).
+function kit.alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return false end
+  local stat = f:read("l") or f:read("*l") or ""
+  f:close()
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
 --- Starts `interp script args...` as a child (bounded by timeout(1) to `limit` seconds) and
 -- waits (at most 10 s, running the loop) for its "listening on PORT" line.
 -- Returns { pid, port, kill = fn, output = fn }.
@@ -51,13 +61,22 @@ function kit.child(args, limit)
   p:close()
   local child = { pid = pid, out = out }
   function child.output() return read_file(out) end
+  -- the program itself runs under timeout(1): KILL must reach it, not the timeout process
+  function child.inner()
+    local f = io.open(string.format("/proc/%d/task/%d/children", child.pid, child.pid), "r")
+    local text = f and (f:read("a") or f:read("*a")) or ""
+    if f then f:close() end
+    return tonumber(text:match("%d+"))
+  end
   function child.kill(sig)
     if child.pid then
-      os.execute(string.format("kill -%s %d 2>/dev/null", sig or "TERM", child.pid))
+      local target = child.pid
+      if sig == "KILL" then target = child.inner() or child.pid end
+      os.execute(string.format("kill -%s %d 2>/dev/null", sig or "TERM", target))
       -- the timeout process forwards TERM; wait (bounded) for it to go
-      for _ = 1, 50 do
-        if not os.execute(string.format("kill -0 %d 2>/dev/null", child.pid)) then break end
-        lgrpc.sleep(0.05)
+      for _ = 1, 100 do
+        if not kit.alive(child.pid) then break end
+        lgrpc.sleep(0.02)
       end
       child.pid = nil
       os.remove(out)
