@@ -70,6 +70,7 @@ struct lgrpc_h2_session {
   unsigned final_goaway : 1;
   unsigned goaway_received : 1;
   unsigned fatal : 1;         /* the connection failed: s->err says why */
+  unsigned clock_set : 1;     /* tick has been called once */
   lgrpc_h2_stream *streams;
   size_t nstreams, nopen;
   lgrpc_h2_event *qhead, *qtail;
@@ -1230,6 +1231,11 @@ void lgrpc_h2_shutdown(lgrpc_h2_session *s, int64_t grace)
 
 void lgrpc_h2_tick(lgrpc_h2_session *s, int64_t now)
 {
+  if (!s->clock_set) {
+    /* the first tick starts the idle clock: until then the session has no notion of time */
+    s->clock_set = 1;
+    if (s->nopen == 0) s->idle_since = now;
+  }
   s->now = now;
   if (s->dead) return;
   while (s->ntimers && s->timers[0].when <= now) {
@@ -1257,7 +1263,7 @@ int lgrpc_h2_next_deadline(const lgrpc_h2_session *s, int64_t *when)
     w = s->shutdown_deadline;
     have = 1;
   }
-  if (s->cfg.idle_timeout > 0 && s->nopen == 0) {
+  if (s->cfg.idle_timeout > 0 && s->nopen == 0 && s->clock_set) {
     int64_t t = s->idle_since + s->cfg.idle_timeout;
     if (!have || t < w) { w = t; have = 1; }
   }
