@@ -212,6 +212,32 @@ describe("lgrpc.channel", function()
     srv2:shutdown(0)
   end)
 
+  it("runs calls past the server's stream limit, retrying those it refused", function()
+    local active, peak = 0, 0
+    local srv, port = kit.server({ Unary = function(req)
+      active = active + 1
+      if active > peak then peak = active end
+      lgrpc.sleep(0.02)
+      active = active - 1
+      return req
+    end }, { max_concurrent_streams = 2 })
+    local ch = kit.channel(port)
+    local stub = ch:stub("lgrpctest.Echo")
+    local tasks = {}
+    for i = 1, 30 do
+      tasks[i] = lgrpc.spawn(function() return stub:Unary({ n = i }, { timeout = 10 }) end)
+    end
+    for i = 1, 30 do
+      local ok, resp, st = tasks[i]:wait()
+      assert.is_true(ok)
+      assert.is_table(resp, tostring(st))
+      assert.are.equal(i, resp.n)
+    end
+    assert.is_true(peak <= 2, "peak " .. peak)
+    ch:close()
+    srv:shutdown(0)
+  end)
+
   it("keeps buffered bytes bounded while streaming 100 MiB to a slow reader #heavy", function()
     local chunk = string.rep("d", 64 * 1024)
     local peak_buffered, peak_inbox = 0, 0
