@@ -8,6 +8,7 @@
 #include "codec.h"
 
 #define PATH_MAX_DEPTH 1002
+#define LGRPC_ENTRY_TO_UNKNOWN 1 /* internal: dec_sub consumed a map entry that is kept unknown */
 
 int lgrpc_codec_fail(lgrpc_codec_err *e, int code, const char *fmt, ...)
 {
@@ -116,10 +117,41 @@ static int emit_scalar(dctx *c, const lgrpc_field *f, const lgrpc_value *v)
 static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uint8_t *end,
                    int depth, uint32_t group);
 
+/* A map entry whose value is a closed enum number the enum does not name goes, whole, to the
+ * unknown fields (as protobuf does); 1 when entry bytes s[0..n) are such an entry. */
+static int entry_has_unknown_enum(dctx *c, const lgrpc_msgdef *entry, const uint8_t *s, size_t n)
+{
+  const lgrpc_field *vf = lgrpc_schema_find_field(entry, 2);
+  if (!vf || vf->type != LGRPC_TYPE_ENUM || !c->s->enums[vf->sub].closed) return 0;
+  const uint8_t *p = s, *end = s + n;
+  int unknown = 0;
+  while (p < end) {
+    uint64_t tag, v;
+    if (lgrpc_wire_get_varint(&p, end, &tag)) return 0;
+    int wt = (int)(tag & 7);
+    if ((tag >> 3) == 2 && wt == LGRPC_WT_VARINT) {
+      if (lgrpc_wire_get_varint(&p, end, &v)) return 0;
+      unknown = lgrpc_schema_enum_find(&c->s->enums[vf->sub], (int32_t)(uint32_t)v) < 0;
+    } else if ((tag >> 3) == 0 || wt > LGRPC_WT_I32 ||
+               lgrpc_wire_skip(&p, end, (uint32_t)(tag >> 3), wt, c->s->limits.max_depth)) {
+      return 0; /* malformed: the normal walk reports it */
+    }
+  }
+  return unknown;
+}
+
 static int dec_sub(dctx *c, const lgrpc_field *f, const uint8_t **pp, const uint8_t *end, int depth)
 {
   const lgrpc_msgdef *sm = &c->s->msgs[f->sub];
   int rc;
+  if (f->flags & LGRPC_F_MAP) {
+    const uint8_t *p = *pp, *s;
+    size_t n;
+    if (!lgrpc_wire_get_len(&p, end, &s, &n) && entry_has_unknown_enum(c, sm, s, n)) {
+      *pp = p;
+      return LGRPC_ENTRY_TO_UNKNOWN;
+    }
+  }
   if (depth + 1 > c->s->limits.max_depth) return wire_fail(c, LGRPC_ECODEC_DEPTH, "");
   if ((rc = c->sink->begin(c->sink->ud, f, sm))) return rc;
   if (f->type == LGRPC_TYPE_GROUP) {
@@ -202,7 +234,13 @@ static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uin
       c->path[depth] = f;
       c->npath = depth + 1;
       if (wt == f->wt) {
-        if ((rc = dec_field(c, f, &p, end, depth))) return rc;
+        rc = dec_field(c, f, &p, end, depth);
+        if (rc == LGRPC_ENTRY_TO_UNKNOWN) {
+          c->npath = depth;
+          if ((rc = c->sink->unknown(c->sink->ud, rec, (size_t)(p - rec)))) return rc;
+          continue;
+        }
+        if (rc) return rc;
         continue;
       }
       if (wt == LGRPC_WT_LEN && (f->flags & LGRPC_F_REPEATED) && is_packable(f)) {
@@ -254,8 +292,10 @@ typedef struct ectx {
   int partial;
   int npath;
   const lgrpc_field *path[PATH_MAX_DEPTH];
-  const lgrpc_field **oneofs; /* owned: scratch, one slot per oneof of each open message */
+  const lgrpc_field **oneofs; /* scratch, one slot per oneof of each open message: the inline
+                                * array, or owned heap memory once that is too small */
   size_t noneofs, oneofs_cap;
+  const lgrpc_field *oneofs_inline[32];
 } ectx;
 
 static int out_fail(ectx *c, int rc)
@@ -374,8 +414,10 @@ static int enc_msg(ectx *c, const lgrpc_msgdef *m, int depth)
   if (m->noneofs) {
     if (base + m->noneofs > c->oneofs_cap) {
       size_t cap = (base + m->noneofs) * 2;
-      const lgrpc_field **o = realloc(c->oneofs, cap * sizeof *o);
+      const lgrpc_field **o = c->oneofs == c->oneofs_inline ? malloc(cap * sizeof *o)
+                                                            : realloc(c->oneofs, cap * sizeof *o);
       if (!o) return out_fail(c, LGRPC_ECODEC_NOMEM);
+      if (c->oneofs == c->oneofs_inline) memcpy(o, c->oneofs_inline, base * sizeof *o);
       c->oneofs = o;
       c->oneofs_cap = cap;
     }
@@ -433,12 +475,13 @@ int lgrpc_codec_encode(const lgrpc_schema *s, uint32_t msg, const lgrpc_codec_so
   c.err = err;
   c.partial = partial;
   c.npath = 0;
-  c.oneofs = NULL;
-  c.noneofs = c.oneofs_cap = 0;
+  c.oneofs = c.oneofs_inline;
+  c.noneofs = 0;
+  c.oneofs_cap = sizeof c.oneofs_inline / sizeof c.oneofs_inline[0];
   err->code = 0;
   if (msg >= s->nmsgs) return lgrpc_codec_fail(err, LGRPC_ECODEC_SCHEMA, "no such message");
   int rc = enc_msg(&c, &s->msgs[msg], 0);
-  free(c.oneofs);
+  if (c.oneofs != c.oneofs_inline) free(c.oneofs);
   if (!rc && out->len > s->limits.max_size) rc = out_fail(&c, LGRPC_ECODEC_TOOBIG);
   if (rc) {
     if (!err->code) lgrpc_codec_fail(err, rc, "%s", lgrpc_codec_strerror(rc));

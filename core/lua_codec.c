@@ -276,43 +276,51 @@ static int cmp_key(const void *a, const void *b)
   }
 }
 
-/* map table at map_idx: push the array of its keys (sorted when deterministic); *n entries */
+/* Map table at map_idx: *n entries. Deterministic: push the array of its keys, sorted.
+ * Otherwise push nil: the iteration key of lua_next, which src_item advances. */
 static int src_map_keys(lsrc *c, const lgrpc_field *f, int map_idx, size_t *n)
 {
   lua_State *L = c->L;
   size_t k = 0;
-  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, map_idx)) {
+    lua_pop(L, 1);
+    k++;
+  }
+  *n = k;
+  lua_pushnil(L);
+  if (!c->deterministic || k < 2) return 0;
+  const lgrpc_field *kf = lgrpc_schema_find_field(&c->s->msgs[f->sub], 1);
+  if (!kf) return 0;
   int keys = lua_gettop(L);
+  lua_createtable(L, (int)k, 0);
+  lua_replace(L, keys);
+  k = 0;
   lua_pushnil(L);
   while (lua_next(L, map_idx)) {
     lua_pop(L, 1);
     lua_pushvalue(L, -1);
     lua_rawseti(L, keys, (int)++k);
   }
-  *n = k;
-  if (c->deterministic && k > 1) {
-    const lgrpc_field *kf = lgrpc_schema_find_field(&c->s->msgs[f->sub], 1);
-    if (!kf) return 0;
-    skey *a = lua_newuserdata(L, k * sizeof *a); /* scratch, collected by Lua */
-    for (size_t i = 0; i < k; i++) {
-      lua_rawgeti(L, keys, (int)i + 1);
-      int rc = src_convert(c, kf, lua_gettop(L), &a[i].v);
-      lua_pop(L, 1);
-      if (rc) return rc;
-      a[i].type = kf->type == LGRPC_TYPE_SINT32 || kf->type == LGRPC_TYPE_SINT64 ||
-                  kf->type == LGRPC_TYPE_SFIXED32 || kf->type == LGRPC_TYPE_SFIXED64 ||
-                  kf->type == LGRPC_TYPE_INT32 || kf->type == LGRPC_TYPE_INT64 ? LGRPC_TYPE_INT64 : kf->type;
-      a[i].pos = (int)i + 1;
-    }
-    qsort(a, k, sizeof *a, cmp_key);
-    lua_createtable(L, (int)k, 0);
-    for (size_t i = 0; i < k; i++) {
-      lua_rawgeti(L, keys, a[i].pos);
-      lua_rawseti(L, -2, (int)i + 1);
-    }
-    lua_replace(L, keys);
-    lua_pop(L, 1); /* scratch */
+  skey *a = lua_newuserdata(L, k * sizeof *a); /* scratch, collected by Lua */
+  for (size_t i = 0; i < k; i++) {
+    lua_rawgeti(L, keys, (int)i + 1);
+    int rc = src_convert(c, kf, lua_gettop(L), &a[i].v);
+    lua_pop(L, 1);
+    if (rc) return rc;
+    a[i].type = kf->type == LGRPC_TYPE_SINT32 || kf->type == LGRPC_TYPE_SINT64 ||
+                kf->type == LGRPC_TYPE_SFIXED32 || kf->type == LGRPC_TYPE_SFIXED64 ||
+                kf->type == LGRPC_TYPE_INT32 || kf->type == LGRPC_TYPE_INT64 ? LGRPC_TYPE_INT64 : kf->type;
+    a[i].pos = (int)i + 1;
   }
+  qsort(a, k, sizeof *a, cmp_key);
+  lua_createtable(L, (int)k, 0);
+  for (size_t i = 0; i < k; i++) {
+    lua_rawgeti(L, keys, a[i].pos);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_replace(L, keys);
+  lua_pop(L, 1); /* scratch */
   return 0;
 }
 
@@ -363,9 +371,17 @@ static int src_item(void *ud, const lgrpc_field *f, size_t i, lgrpc_value *v)
   int rc;
   if (fr->kind == SF_MAP) {
     int base = lua_gettop(L) + 1;
-    lua_rawgeti(L, fr->keys, (int)i + 1);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, fr->slot);
+    if (lua_istable(L, fr->keys)) { /* sorted keys */
+      lua_rawgeti(L, fr->keys, (int)i + 1);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, fr->slot);
+    } else { /* table order: continue lua_next from the last key */
+      lua_pushvalue(L, fr->keys);
+      if (!lua_next(L, fr->slot))
+        return lgrpc_codec_fail(c->err, LGRPC_ECODEC_VALUE, "map changed while encoding");
+      lua_pushvalue(L, -2);
+      lua_replace(L, fr->keys);
+    }
     if ((rc = src_push_frame(c, SF_ENTRY, 0, base))) { lua_settop(L, base - 1); return rc; }
     c->f[c->top].key_slot = base;
     c->f[c->top].val_slot = base + 1;

@@ -306,6 +306,13 @@ describe("lgrpc.proto.codec", function()
       assert.equal("1001" .. "1a020102" .. "0803" .. "1004" .. "1807", hex(assert(p2:encode("codec.p2.Closed", d))))
     end)
 
+    it("keeps a map entry whose closed-enum value is unnamed as an unknown field, whole", function()
+      local d = assert(p2:decode("codec.p2.Holder", unhex("2205" .. "0a0161" .. "1002" .. "2205" .. "0a0162" .. "1003")))
+      assert.same({ a = "LEVEL_TWO" }, d.levels)
+      assert.equal("22050a01621003", hex(d["$unknown"]))
+      assert.equal("22050a01611002" .. "22050a01621003", hex(assert(p2:encode("codec.p2.Holder", d))))
+    end)
+
     it("leaves absent fields nil, or fills defaults on request", function()
       assert.same({}, p3:decode("codec.p3.Scalars", ""))
       local d = assert(p3:decode("codec.p3.Presence", "", { defaults = true }))

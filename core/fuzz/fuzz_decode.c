@@ -1,6 +1,6 @@
 /* fuzz_decode.c — libFuzzer harness for the protobuf codec (core/wire.c, schema.c, codec.c),
  * plain C, no Lua. A fixed schema covers every field type, packed and unpacked repeated fields,
- * a map with message values, a group, a oneof, recursion and closed/open enums.
+ * maps with message and closed-enum values, a group, a oneof, recursion and closed/open enums.
  *   1. the input is decoded as fz.All into a checking sink (begin/end balanced, strings inside
  *      the input, paths in error messages terminated);
  *   2. the input also drives an encode source (which fields are present, their values); when
@@ -13,7 +13,7 @@
 #include <string.h>
 #include "../codec.h"
 
-enum { M_ALL, M_ENTRY, M_GROUP, NMSGS };
+enum { M_ALL, M_ENTRY, M_GROUP, M_ENUM_ENTRY, NMSGS };
 
 static lgrpc_schema *S;
 
@@ -53,6 +53,7 @@ static void build(void)
     if (packable) add(all, &n, (uint32_t)(40 + t), t, LGRPC_LABEL_REPEATED, sub_of(t, 0), -1, LGRPC_F_PACKED);
   }
   add(all, &n, 60, LGRPC_TYPE_MESSAGE, LGRPC_LABEL_REPEATED, M_ENTRY, -1, LGRPC_F_MAP);
+  add(all, &n, 61, LGRPC_TYPE_MESSAGE, LGRPC_LABEL_REPEATED, M_ENUM_ENTRY, -1, LGRPC_F_MAP);
   add(all, &n, 70, LGRPC_TYPE_INT32, LGRPC_LABEL_OPTIONAL, -1, 0, LGRPC_F_PRESENCE);
   add(all, &n, 71, LGRPC_TYPE_STRING, LGRPC_LABEL_OPTIONAL, -1, 0, LGRPC_F_PRESENCE);
   add(all, &n, 72, LGRPC_TYPE_MESSAGE, LGRPC_LABEL_OPTIONAL, M_ALL, 0, LGRPC_F_PRESENCE);
@@ -73,6 +74,12 @@ static void build(void)
   add(g, &ng, 2, LGRPC_TYPE_MESSAGE, LGRPC_LABEL_OPTIONAL, M_ALL, -1, LGRPC_F_PRESENCE);
   lgrpc_schema_set_message(S, M_GROUP, "fz.All.Group", ng, 0, 0);
   for (uint32_t j = 0; j < ng; j++) lgrpc_schema_set_field(S, M_GROUP, j, &g[j]);
+  lgrpc_field ee[2];
+  uint32_t nee = 0;
+  add(ee, &nee, 1, LGRPC_TYPE_SINT64, LGRPC_LABEL_OPTIONAL, -1, -1, 0);
+  add(ee, &nee, 2, LGRPC_TYPE_ENUM, LGRPC_LABEL_OPTIONAL, 0, -1, 0);
+  lgrpc_schema_set_message(S, M_ENUM_ENTRY, "fz.All.EnumEntry", nee, 0, LGRPC_M_MAP_ENTRY);
+  for (uint32_t j = 0; j < nee; j++) lgrpc_schema_set_field(S, M_ENUM_ENTRY, j, &ee[j]);
   lgrpc_schema_set_enum(S, 0, "fz.Closed", 3, 1);
   lgrpc_schema_set_enum_value(S, 0, 0, 0, 1);
   lgrpc_schema_set_enum_value(S, 0, 1, 5, 2);
