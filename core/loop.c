@@ -510,6 +510,11 @@ static void conn_fail(lgrpc_conn *c, const char *error)
   lgrpc_h2_terminate(c->sess, error);
 }
 
+void lgrpc_conn_abort(lgrpc_conn *c, const char *reason)
+{
+  conn_fail(c, reason);
+}
+
 static int try_connect(lgrpc_conn *c, char *err, size_t errlen)
 {
   int e = ECONNREFUSED;

@@ -64,6 +64,8 @@ int lgrpc_conn_in_loop(const lgrpc_conn *c);
 /* The owner saw CLOSED: the loop forgets the connection. */
 void lgrpc_conn_unlink(lgrpc_conn *c);
 void lgrpc_conn_free(lgrpc_conn *c); /* closes the socket, frees the session */
+/* Closes the socket now, without a GOAWAY; the session ends every stream and queues CLOSED. */
+void lgrpc_conn_abort(lgrpc_conn *c, const char *reason);
 
 /* One-shot timers. */
 lgrpc_timer *lgrpc_timer_new(lgrpc_loop *lp, int64_t ms);

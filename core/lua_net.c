@@ -678,6 +678,16 @@ static int se_close(lua_State *L)
   return 0;
 }
 
+static int se_abort(lua_State *L)
+{
+  lsession *ls = checkud(L, 1, MT_SESSION);
+  const char *reason = luaL_optstring(L, 2, "connection aborted");
+  if (!ls->s) return 0;
+  if (ls->conn) lgrpc_conn_abort(ls->conn, reason);
+  else lgrpc_h2_terminate(ls->s, reason);
+  return 0;
+}
+
 static int se_stats(lua_State *L)
 {
   lgrpc_h2_session *s = live_session(L, 1);
@@ -1078,7 +1088,7 @@ int lgrpc_lua_open_net(lua_State *L)
     {"recv", se_recv}, {"send_pending", se_send_pending}, {"events", se_events},
     {"tick", se_tick}, {"next_deadline", se_next_deadline}, {"want_write", se_want_write},
     {"alive", se_alive}, {"request", se_request}, {"shutdown", se_shutdown},
-    {"close", se_close}, {"stats", se_stats}, {"role", se_role}, {"peer", se_peer},
+    {"close", se_close}, {"abort", se_abort}, {"stats", se_stats}, {"role", se_role}, {"peer", se_peer},
     {NULL, NULL}};
   static const luaL_Reg stream_m[] = {
     {"id", st_id}, {"send_message", st_send_message}, {"close_send", st_close_send},

@@ -243,6 +243,52 @@ describe("net loop", function()
     loop:close()
   end)
 
+  it("keeps going when a peer resets the socket under a stream of writes (no SIGPIPE)", function()
+    local loop = net.loop()
+    local l = assert(loop:listen("127.0.0.1:0"))
+    local sess = assert(loop:connect("127.0.0.1:" .. l:port(), { stream_window = 65535 }))
+    local st = assert(sess:request { path = "/lgrpc.test.Echo/Flood" })
+    local server_stream, server_closed, cancel, got = nil, nil, nil, 0
+    local chunk = string.rep("f", 60000)
+    assert(run(loop, function(ev)
+      if ev.type == "request" then
+        server_stream = ev.stream
+        for _ = 1, 40 do assert(server_stream:send_message(chunk)) end
+      elseif ev.type == "message" and ev.stream == st then got = got + 1
+      end
+    end, function() return got >= 1 end, 5000))
+    -- the client vanishes with bytes unread: the kernel answers the next writes with RST
+    sess:abort("gone")
+    local client_closed
+    assert(run(loop, function(ev)
+      if ev.type == "closed" and ev.session == sess then client_closed = ev end
+      if ev.type == "closed" and ev.session ~= sess then server_closed = ev end
+      if ev.type == "cancel" then cancel = ev end
+      if ev.type == "drain" and ev.stream == server_stream then
+        for _ = 1, 10 do server_stream:send_message(chunk) end
+      end
+    end, function() return server_closed ~= nil end, 5000))
+    assert.equal("gone", client_closed.error)
+    assert.matches("^E[A-Z]+: ", server_closed.error)
+    assert.equal(14, cancel.status)
+    loop:close()
+  end)
+
+  it("answers a plain HTTP/2 client with the wrong content-type with 415 (nghttp)", function()
+    local loop = net.loop()
+    local l = assert(loop:listen("127.0.0.1:0"))
+    local out = tmpname("nghttp")
+    os.execute("(env -u LD_PRELOAD timeout 10 nghttp -v -H 'content-type: text/plain' -d /dev/null "
+      .. "http://127.0.0.1:" .. l:port() .. "/a.B/C >" .. out .. " 2>&1; echo done >" .. out .. ".done) &")
+    local svc = echo_service()
+    assert(run(loop, svc.handle, function() return readfile(out .. ".done") ~= nil end, 15000))
+    local text = readfile(out)
+    os.remove(out); os.remove(out .. ".done")
+    assert.matches(":status: 415", text)
+    assert.is_nil(next(svc.calls))
+    loop:close()
+  end)
+
   it("serves a real grpcio client: unary, bidi, errors, deadlines", function()
     local loop = net.loop()
     local l = assert(loop:listen("127.0.0.1:0"))
