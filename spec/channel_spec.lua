@@ -38,6 +38,24 @@ describe("lgrpc.channel", function()
     srv:shutdown(0)
   end)
 
+  it("closes an idle connection after idle_timeout and reconnects on the next call", function()
+    local srv, port = kit.server{ Unary = function(req) return req end }
+    local ch = kit.channel(port, { idle_timeout = 0.2 })
+    local stub = ch:stub("lgrpctest.Echo")
+    local sessions = kit.counters().sessions
+    assert(stub:Unary{ n = 1 })
+    assert.are.equal("READY", ch:state())
+    assert.is_true(ch:wait_for_state_change("READY", 3))
+    assert.are.equal("IDLE", ch:state())
+    -- both ends of the connection are gone
+    local t0 = lgrpc.now()
+    while kit.counters().sessions ~= sessions and lgrpc.now() - t0 < 2 do lgrpc.sleep(0.02) end
+    assert.are.equal(sessions, kit.counters().sessions)
+    assert.are.equal(2, assert(stub:Unary{ n = 2 }).n)
+    ch:close()
+    srv:shutdown(0)
+  end)
+
   it("fails UNAVAILABLE with the reason when the connection is refused", function()
     local port = kit.free_port()
     local ch = kit.channel(port, { backoff = FAST })

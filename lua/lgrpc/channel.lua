@@ -40,7 +40,8 @@ end
 --- lgrpc.channel(target, opts): target "host:port", "[v6]:port", "unix:/path" (a "dns:///"
 -- prefix is accepted). opts: pool, interceptors, timeout (default per call), metadata
 -- (sent with every call), wait_for_ready, max_recv_msg_size, max_send_msg_size, user_agent,
--- authority, backoff = { initial, multiplier, jitter, max, min_connect_timeout }, runtime.
+-- authority, idle_timeout (s, default 1800), backoff = { initial, multiplier, jitter, max,
+-- min_connect_timeout }, runtime.
 function channel.new(target, opts)
   if type(target) ~= "string" or target == "" then
     error("lgrpc.channel: target \"host:port\" expected", 2)
@@ -77,6 +78,9 @@ function channel.new(target, opts)
     max_header_list = opts.max_header_list,
     stream_window = opts.stream_window,
     conn_window = opts.conn_window,
+    -- an idle connection closes after this long (grpc's channel idle timeout, 30 minutes),
+    -- so a channel nobody closes does not keep a socket forever
+    idle_timeout = math.floor((opts.idle_timeout or 1800) * 1000),
   }
   return ch
 end
