@@ -16,5 +16,9 @@ int luaopen_lgrpc_core(lua_State *L)
   lua_setfield(L, -2, "net");
   lgrpc_lua_open_json(L);
   lua_setfield(L, -2, "json");
+  lgrpc_lua_open_tls(L);
+  lua_setfield(L, -2, "tls");
+  lgrpc_lua_open_auth(L);
+  lua_setfield(L, -2, "auth");
   return 1;
 }
