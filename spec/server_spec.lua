@@ -225,6 +225,31 @@ describe("lgrpc.server", function()
     assert.are.equal(status.CANCELLED, seen.st.code)
   end)
 
+  it("shows the handler a client that disconnects mid-stream", function()
+    local seen = {}
+    local srv, port = kit.server{ Bidi = function(stream, ctx)
+      local first = stream:recv()
+      seen.first = first and first.n
+      stream:send{ n = 1 }
+      local m, st = stream:recv()
+      seen.m, seen.st = m, st
+      seen.cancelled = ctx:cancelled()
+    end }
+    local ch = kit.channel(port)
+    local call = ch:stub("lgrpctest.Echo"):Bidi()
+    assert(call:send{ n = 5 })
+    assert.are.equal(1, call:recv().n)
+    ch:close()        -- the connection goes away under the call
+    local t0 = lgrpc.now()
+    while seen.cancelled == nil and lgrpc.now() - t0 < 2 do lgrpc.sleep(0.01) end
+    assert.are.equal(5, seen.first)
+    assert.is_nil(seen.m)
+    assert.is_true(seen.cancelled)
+    assert.is_table(seen.st)
+    assert.are_not.equal(status.OK, seen.st.code)
+    srv:shutdown(0)
+  end)
+
   it("carries 16 MiB messages with raised limits and refuses over-limit ones both ways", function()
     local big = string.rep("x", 16 * 1024 * 1024)
     with({ Unary = function(req) return { data = req.data, n = #req.data } end },
