@@ -120,6 +120,23 @@ message M {
 ]]))
     end)
 
+    it("for expanded Any values in aggregates and proto3 optional extensions", function()
+      assert.is_nil(same_as_protoc([[
+syntax = "proto3";
+import "google/protobuf/any.proto";
+import "google/protobuf/descriptor.proto";
+message P { int32 x = 1; repeated int32 r = 2; string s = 3; bool b = 4; }
+extend google.protobuf.FileOptions {
+  optional google.protobuf.Any a = 50000;
+  optional P p = 50001;
+  optional int32 plain = 50002;
+}
+option (a) = { [type.googleapis.com/P] { x: 5 r: [1, 2] } };
+option (p) = { x: 0 s: "" b: false r: [] };
+option (plain) = 7;
+]]))
+    end)
+
     it("keeps int64 values exact on this interpreter", function()
       local fdp = assert(compile('message M { optional int64 x = 1 [default = 9007199254740993]; }'))
       assert.equal("9007199254740993", fdp.message_type[1].field[1].default_value)
@@ -194,6 +211,8 @@ message M {
       { 'syntax = "proto2"; import "google/protobuf/descriptor.proto"; message O { optional int32 x = 1; } extend google.protobuf.MessageOptions { optional O foo = 50000; } message A { option (foo).x = 1; option (foo).x = 2; }', 't.proto:1:204: Option "(foo).x" was already set.' },
       { 'syntax = "proto2"; import "google/protobuf/descriptor.proto"; extend google.protobuf.FieldOptions { optional int32 foo = 50000; } message A { option (foo) = 1; }', 't.proto:1:150: Option field "(foo)" is not a field or extension of message "MessageOptions".' },
       { 'syntax="proto3"; message A { int32 s = 1 [(foo) = -inf]; }', "t.proto:1:52: Invalid '-' symbol before identifier." },
+      { 'syntax = "proto2"; message B { extensions 1 to 10; } extend B { optional int32 a = 1; } extend B { optional int32 b = 1; }', 't.proto:1:119: Extension number 1 has already been used in "B" by extension "a".' },
+      { 'syntax = "proto2"; message M { optional int32 x = 1 [deprecated=true, deprecated=false]; }', 't.proto:1:71: Option "deprecated" was already set.' },
       { 'syntax = "proto2"; import "google/protobuf/descriptor.proto"; message O { optional int32 x = 1; repeated O o = 2; } extend google.protobuf.MessageOptions { optional O foo = 50000; } message A { option (foo) = { x 1 }; }', 't.proto:1:210: Error while parsing option value for "foo": Expected ":", found "1".' },
       { 'syntax = "proto2"; import "google/protobuf/descriptor.proto"; message O { optional int32 x = 1; repeated O o = 2; } extend google.protobuf.MessageOptions { optional O foo = 50000; } message A { option (foo) = { x: }; }', 't.proto:1:210: Error while parsing option value for "foo": Expected integer, got: ' },
       { 'syntax = "proto2"; import "google/protobuf/descriptor.proto"; message O { optional int32 x = 1; repeated O o = 2; } extend google.protobuf.MessageOptions { optional O foo = 50000; } message A { option (foo) = { x: "a" }; }', 't.proto:1:210: Error while parsing option value for "foo": Expected integer, got: "a"' },

@@ -86,12 +86,29 @@ describe("lgrpc.proto.grammar", function()
     { 'syntax = "proto3"; message A { 123 }', "a.proto:1:32: Expected type name." },
     { 'message A { optional string s = 1 [default = "a\\q"]; }', "a.proto:1:49: Invalid escape sequence in string literal." },
     { 'syntax = "proto3";\nmessage A {\n\tint32\tx = 1\n}\n', 'a.proto:4:1: Expected ";".' },
+    -- lexical errors come first when protoc's one-token lookahead has read them
+    { 'syntax = "proto3";\n// a \0 b\nmessage A {}\n', "a.proto:2:6: Invalid control characters encountered in text." },
+    { 'syntax = "proto3";\nmessage A { $ }\n', "a.proto:2:13: Expected type name." },
+    { 'syntax = "proto3";\nmessage A { \195\169 }\n', "a.proto:2:13: Interpreting non ascii codepoint 195." },
+    { 'syntax = "proto3";\nmessage A { int32 x = 1; } \1\n', "a.proto:2:28: Invalid control characters encountered in text." },
+    { 'syntax = "proto3";\nmessage A { string x = 1 [default="a\0b"]; }\n', "a.proto:2:37: Unexpected end of string." },
+    { 'syntax = "proto3";\nservice S { rpc F(A\' returns (B); }\n', "a.proto:2:36: String literals cannot cross line boundaries." },
+    { 'syntax = "proto3";\nmessage A { oneof o { } }\n', "a.proto:2:23: Expected type name." },
+    { 'syntax = "proto2";\nmessage A { group optional int32 x = 1; }\n', 'a.proto:2:13: Expected "required", "optional", or "repeated".' },
+    { 'syntax = "proto2";\nmessage A { optional group g = 1 }\n', "a.proto:2:28: Group names must start with a capital letter." },
+    { 'syntax = "proto3";\nmessage A { int32 . x = 1; }\n', "a.proto:2:19: Expected field name." },
+    { 'syntax = "proto3";\nextend string { int32 x = 1; }\n', "a.proto:2:8: Expected message type." },
+    { 'syntax = "proto3";\nenum E { A = -; }\n', "a.proto:2:15: Expected integer." },
+    { 'syntax = "proto3";\nmessage A { int32 x = 1f; }\n', "a.proto:2:24: Need space between number and identifier." },
+    { 'syntax = "proto3";\nmessage A { int32 x = 0x; }\n', '"0x" must be followed by hex digits.' },
+    { 'syntax = "";\n', 'a.proto:1:10: Unrecognized syntax identifier "".  This parser only recognizes "proto2" and "proto3".' },
+    { 'package a;\npackage b;\n', "a.proto:2:1: Multiple package definitions." },
   }
   for _, c in ipairs(cases) do
     it("reports protoc's position and text for " .. c[1]:gsub("\n", " "), function()
       local tree, err = grammar.parse(c[1], "a.proto")
       assert.is_nil(tree)
-      assert.equal(c[2], err)
+      if c[2]:match("^a%.proto:") then assert.equal(c[2], err) else assert.matches(c[2], err, 1, true) end
     end)
   end
 

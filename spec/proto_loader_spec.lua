@@ -111,6 +111,20 @@ describe("lgrpc.proto.loader", function()
     assert.same({ 0 }, p:_file("e.proto").public_dependency)
   end)
 
+  it("refuses an import listed twice and a proto2 enum in a proto3 message, as protoc does", function()
+    tree{
+      ["dep.proto"] = 'syntax = "proto2";\nenum E { A = 1; }\n',
+      ["twice.proto"] = 'syntax = "proto2"; import "dep.proto"; import "dep.proto";\n',
+      ["p3.proto"] = 'syntax = "proto3"; import "dep.proto"; message M { E e = 1; }\n',
+    }
+    local names, err = loader.load(pool(), { "twice.proto" })
+    assert.is_nil(names)
+    assert.equal('twice.proto:1:40: Import "dep.proto" was listed twice.', err)
+    names, err = loader.load(pool(), { "p3.proto" })
+    assert.is_nil(names)
+    assert.equal('p3.proto:1:52: Enum type "E" is not a proto3 enum, but is used in "M" which is a proto3 message type.', err)
+  end)
+
   it("refuses a symbol defined by two files of one pool", function()
     tree{
       ["a.proto"] = 'syntax = "proto3";\npackage p;\nmessage M {}\n',

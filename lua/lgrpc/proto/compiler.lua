@@ -430,6 +430,8 @@ function Builder:file(tree)
   for _, el in ipairs(body) do
     local tag = el.tag
     if tag == "import" then
+      if self.import_seen[el.path] then raise(el.pos, 'Import "' .. el.path .. '" was listed twice.') end
+      self.import_seen[el.path] = true
       local idx = push(fdp, "dependency", el.path) - 1
       self.import_nodes[#self.import_nodes + 1] = el
       if el.kind == "public" then push(fdp, "public_dependency", idx) end
@@ -840,19 +842,43 @@ function Builder:validate()
         lower[j] = fd
       end
     end
-    for _, x in ipairs(m.extension or {}) do b:check_extension(x) end
+    for _, x in ipairs(m.extension or {}) do b:check_extension(x, full) end
     for _, n in ipairs(m.nested_type or {}) do message(n, full) end
     for _, e in ipairs(m.enum_type or {}) do b:check_enum(e, full) end
   end
   local pkg = self.fdp.package or ""
   for _, m in ipairs(self.fdp.message_type or {}) do message(m, pkg) end
   for _, e in ipairs(self.fdp.enum_type or {}) do self:check_enum(e, pkg) end
-  for _, x in ipairs(self.fdp.extension or {}) do self:check_extension(x) end
+  for _, x in ipairs(self.fdp.extension or {}) do self:check_extension(x, pkg) end
 end
 
-function Builder:check_extension(x)
+-- extension numbers already taken, per extendee: "extendee#number" -> full name of the extension
+function Builder:extension_numbers()
+  if self.ext_numbers then return self.ext_numbers end
+  local taken = {}
+  for _, f in ipairs(self.visible) do
+    if f ~= self.fdp then
+      for full, sym in pairs(index_file(f)) do
+        if sym.kind == "extension" and sym.desc.extendee then
+          taken[sym.desc.extendee .. "#" .. tostring(sym.desc.number)] = full
+        end
+      end
+    end
+  end
+  self.ext_numbers = taken
+  return taken
+end
+
+function Builder:check_extension(x, scope)
   local node = self.nodes[x]
   local pos = node.number_pos
+  local taken = self:extension_numbers()
+  local k = tostring(x.extendee) .. "#" .. tostring(x.number)
+  if taken[k] then
+    raise(pos, "Extension number " .. x.number .. ' has already been used in "' .. x.extendee:sub(2) ..
+      '" by extension "' .. taken[k] .. '".')
+  end
+  taken[k] = join(scope, x.name)
   if x.number <= 0 then raise(pos, "Field numbers must be positive integers.") end
   if x.number >= 19000 and x.number <= 19999 then
     raise(pos, "Field numbers 19000 through 19999 are reserved for the protocol buffer library implementation.")
@@ -941,7 +967,7 @@ function M.compile(tree, env)
     env = env, name = env.name or tree.name or "input.proto", nodes = {}, unresolved = {},
     defaults = {}, explicit_json = {}, type_desc = {}, extendee_desc = {}, map_keys = {},
     option_statements = {}, option_order = {}, reserved_name_pos = {}, import_nodes = {},
-    type_file = {}, full_names = {},
+    type_file = {}, full_names = {}, import_seen = {}, ext_numbers = nil,
   }, Builder)
   local src = tree.source or ""
   local ok, res = pcall(function()

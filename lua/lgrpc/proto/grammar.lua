@@ -52,10 +52,13 @@ local letter = R("az", "AZ") + P"_"
 local idchar = letter + digit
 
 local newline = P"\n"
-local line_comment = P"//" * (1 - newline) ^ 0
-local block_comment = P"/*" * (1 - P"*/") ^ 0 *
-  (P"*/" + Cmt(Cp(), function(_, _, p) raise(p, "End-of-file inside block comment.") end))
-local skip = (S" \t\r\n\v\f" + line_comment + block_comment) ^ 0
+-- a NUL byte ends protoc's text wherever it stands
+local nul = Cmt(Cp() * P"\0", function(_, _, p) raise(p, "Invalid control characters encountered in text.") end)
+local line_comment = P"//" * (1 - S"\n\0") ^ 0 * nul ^ -1
+local block_comment = P"/*" * (1 - P"*/" - P"\0") ^ 0 *
+  (P"*/" + nul + Cmt(Cp(), function(_, _, p) raise(p, "End-of-file inside block comment.") end))
+local whitespace = S" \t\r\n\v\f"
+local skip = (whitespace + line_comment + block_comment) ^ 0
 
 -- raising alternative: the last resort after a committed choice, as protoc reports it
 local function fail(msg)
@@ -119,7 +122,7 @@ local escape = P"\\" * (
     function(h) return utf8_char(tonumber(h, 16)) end +
   Cmt(Cp(), function(_, _, p) raise(p, "Invalid escape sequence in string literal.") end))
 local function quoted(q)
-  local char = escape + C(1 - S(q .. "\\\n"))
+  local char = escape + C(1 - S(q .. "\\\n\0"))
   return P(q) * Cf(Cc"" * char ^ 0, function(a, b) return a .. b end) *
     (P(q) + Cmt(Cp(), function(s, _, p)
       if s:sub(p, p) == "\n" then raise(p, "String literals cannot cross line boundaries.") end
@@ -307,7 +310,8 @@ G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(C
 
 G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident, "Expected oneof name."), "name") *
   expect(sym"{", 'Expected "{".') *
-  field(Ct((V"option" + V"emptyStatement" + V"oneofGroup" + V"mapField" + V"oneofField") ^ 0), "body") *
+  -- at least one statement, and no empty ones (protoc parses a field before looking for "}")
+  field(expect(Ct((V"option" + V"oneofGroup" + V"mapField" + V"oneofField") ^ 1), "Expected type name.", "oneof"), "body") *
   field(Cp(), "close_pos") * expect(sym"}", 'Expected type name.', "oneof"))
 
 -- ranges: 1, 5 to 10, 100 to max
@@ -382,6 +386,21 @@ G.aggregate = sym"{" * Ct(V"aggInner") *
 
 local proto_grammar = P(G)
 
+-- The tokenizer alone, run only when the grammar fails: protoc reads one token ahead of its
+-- parser, so a lexical error in a token up to the one the parser stopped at is reported first.
+local lex_token_start
+local function mark(_, _, p) lex_token_start = p; return true end
+local symbol_char = R"\33\126" - (letter + digit + S"\"'")
+local control = Cmt(Cp() * (R"\0\8" + R"\14\31" + P"\127"), function(_, _, p)
+  raise(p, "Invalid control characters encountered in text.")
+end)
+local non_ascii = Cmt(Cp() * C(R"\128\255"), function(_, _, p, c)
+  raise(p, "Interpreting non ascii codepoint " .. c:byte() .. ".")
+end)
+local lex_skip = (whitespace + Cmt(Cp(), mark) * (line_comment + block_comment)) ^ 0
+local lexer = lex_skip * (Cmt(Cp(), mark) * (quoted('"') + quoted("'") + float_lit + int_lit +
+  letter * idchar ^ 0 + symbol_char + control + non_ascii) * lex_skip) ^ 0
+
 ---------------------------------------------------------------------------------------------
 -- parse(source, name) -> tree | nil, "name:line:col: message"
 function M.parse(src, name)
@@ -396,6 +415,12 @@ function M.parse(src, name)
   end
   if type(tree) == "table" and tree.lgrpc_syntax then
     if not tree.pos then return nil, string.format("%s: %s", name, tree.msg) end
+    lex_token_start = nil
+    local lok, lerr = pcall(lpeg.match, lexer, src)
+    if not lok and type(lerr) == "table" and lerr.lgrpc_syntax and lex_token_start and
+      lex_token_start <= tree.pos then
+      tree = lerr
+    end
     local line, col = M.position(src, tree.pos)
     return nil, string.format("%s:%d:%d: %s", name, line, col, tree.msg)
   end

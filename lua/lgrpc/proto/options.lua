@@ -346,7 +346,37 @@ function encode_message(b, msg, ts, scope, err, close)
     elseif not ts:peek() then
       break
     end
-    local fd, ffile = find_field(b, msg, ts, scope, err)
+    local any_url
+    if msg.full == "google.protobuf.Any" and ts:looking_at("[") then
+      -- [type.googleapis.com/pkg.Msg] { ... }: an expanded Any
+      local save = ts.i
+      ts:next()
+      local name = type_name_tokens(ts, err)
+      if name:find("/", 1, true) then any_url = name else ts.i = save end
+    end
+    local fd, ffile
+    if any_url then
+      ts:expect("]", err)
+      ts:try(":")
+      local type_name = any_url:match("[^/]+$")
+      local s = find(b, type_name)
+      if not s or s.kind ~= "message" then err('Could not find type "' .. any_url .. '" stored in google.protobuf.Any.') end
+      local closer
+      if ts:try("{") then closer = "}" elseif ts:try("<") then closer = ">" else
+        err('Expected "{", found "' .. ts:text() .. '".')
+      end
+      local body = encode_message(b, { desc = s.desc, full = type_name, file = s.file }, ts, scope, err, closer)
+      ts:expect(closer, err)
+      if per_field.any then err("Expect only one Any type specified.") end
+      per_field.any = true
+      order[#order + 1] = { fd = { name = "type_url", number = 1, type = "TYPE_STRING", label = "LABEL_OPTIONAL" },
+        values = { any_url }, file = msg.file }
+      order[#order + 1] = { fd = { name = "value", number = 2, type = "TYPE_BYTES", label = "LABEL_OPTIONAL" },
+        values = { body }, file = msg.file }
+      if not ts:try(";") then ts:try(",") end
+      goto continue
+    end
+    fd, ffile = find_field(b, msg, ts, scope, err)
     local slot = per_field[fd]
     if not slot then
       slot = { fd = fd, file = ffile, values = {} }
@@ -392,6 +422,7 @@ function encode_message(b, msg, ts, scope, err, close)
       end
     end
     if not ts:try(";") then ts:try(",") end
+    ::continue::
   end
   table.sort(order, function(x, y) return x.fd.number < y.fd.number end)
   local out = {}
