@@ -654,8 +654,11 @@ static void push_default(lsink *c, const lgrpc_msgdef *entry, uint32_t number)
 {
   const lgrpc_field *f = lgrpc_schema_find_field(entry, number);
   if (!f) lua_pushnil(c->L);
-  else if (f->type == LGRPC_TYPE_MESSAGE || f->type == LGRPC_TYPE_GROUP) lua_newtable(c->L);
-  else push_value(c->L, c->s, c->names, f, &f->def, c->enum_names, c->int64_mode);
+  else if (f->type == LGRPC_TYPE_MESSAGE || f->type == LGRPC_TYPE_GROUP) {
+    lua_newtable(c->L);
+    if (c->defaults)
+      fill_defaults(c->L, c->s, c->names, &c->s->msgs[f->sub], lua_gettop(c->L), c->enum_names, c->int64_mode);
+  } else push_value(c->L, c->s, c->names, f, &f->def, c->enum_names, c->int64_mode);
 }
 
 static int sink_end(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m)
