@@ -28,7 +28,6 @@ struct lgrpc_h2_stream {
   lgrpc_h2_stream *prev, *next;   /* session's list of live stream structs */
   int32_t id;
   unsigned closed : 1;        /* nghttp2 closed it (or it never opened) */
-  unsigned handle : 1;        /* a Lua handle refers to it */
   unsigned abandoned : 1;     /* the handle was collected: drop its events */
   unsigned paused : 1;
   unsigned headers_sent : 1;  /* server: response headers submitted */
@@ -46,6 +45,8 @@ struct lgrpc_h2_stream {
   unsigned local_reset : 1;
   unsigned encoded : 1;       /* peer named a grpc-encoding other than identity */
   int pending;                /* events referring to this struct */
+  int handles;                /* Lua handles referring to it: a collected handle's finalizer may
+                                 run after a new handle was made for the same stream */
   int http_status;
   /* receive */
   lgrpc_frame_reader reader;
@@ -472,7 +473,7 @@ static void stream_release(lgrpc_h2_stream *st)
 
 static void stream_maybe_free(lgrpc_h2_stream *st)
 {
-  if (st->closed && !st->handle && st->pending == 0) stream_release(st);
+  if (st->closed && st->handles == 0 && st->pending == 0) stream_release(st);
 }
 
 static void mark_closed(lgrpc_h2_stream *st)
@@ -1389,21 +1390,24 @@ lgrpc_h2_stream *lgrpc_h2_request_new(lgrpc_h2_session *s, const lgrpc_h2_reques
     *err = LGRPC_ENET_CLOSED;
     return NULL;
   }
-  st->id = id;
-  st->handle = 1;
+  st->id = id; /* the caller attaches its handle */
   if (req->timeout >= 0) timer_push(s, s->now + req->timeout, id);
   return st;
 }
 
 int32_t lgrpc_h2_stream_id(const lgrpc_h2_stream *st) { return st->id; }
 lgrpc_h2_session *lgrpc_h2_stream_session(const lgrpc_h2_stream *st) { return st->sess; }
-void lgrpc_h2_stream_attach(lgrpc_h2_stream *st) { st->handle = 1; }
-int lgrpc_h2_stream_attached(const lgrpc_h2_stream *st) { return st->handle; }
+void lgrpc_h2_stream_attach(lgrpc_h2_stream *st)
+{
+  st->handles++;
+  st->abandoned = 0;
+}
+int lgrpc_h2_stream_attached(const lgrpc_h2_stream *st) { return st->handles > 0; }
 
 void lgrpc_h2_stream_detach(lgrpc_h2_stream *st)
 {
-  st->handle = 0;
-  if (!st->closed) {
+  if (st->handles > 0) st->handles--;
+  if (st->handles == 0 && !st->closed) {
     st->abandoned = 1;
     st->paused = 0;
     if (!st->sess->dead) {

@@ -108,7 +108,8 @@ lgrpc_h2_event *lgrpc_h2_take_events(lgrpc_h2_session *s);
 void lgrpc_h2_event_free(lgrpc_h2_session *s, lgrpc_h2_event *ev);
 void lgrpc_h2_stats_get(const lgrpc_h2_session *s, lgrpc_h2_stats *st);
 
-/* Streams. A stream handle (the Lua userdata) is "attached"; detaching an open stream resets it. */
+/* Streams. Each Lua handle attaches once and detaches once (handles are counted: a collected
+ * handle may be finalized after a new one was made); the last detach of an open stream resets it. */
 lgrpc_h2_stream *lgrpc_h2_request_new(lgrpc_h2_session *s, const lgrpc_h2_request *req, int *err);
 int32_t lgrpc_h2_stream_id(const lgrpc_h2_stream *st);
 lgrpc_h2_session *lgrpc_h2_stream_session(const lgrpc_h2_stream *st);

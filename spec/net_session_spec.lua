@@ -520,6 +520,47 @@ describe("net session", function()
       assert.equal(0, p.client:stats().streams)
     end)
 
+    it("keeps a stream whose old handle is finalized after a new handle was made", function()
+      -- regression: a collected handle's finalizer can run after the weak handle table already
+      -- forgot it and events made a second handle for the same stream; it must not reset the
+      -- stream (nor free it under the new handle)
+      local p = pair.new()
+      local st = assert(p.client:request { path = "/a.B/C" })
+      assert(st:send_message("m1"))
+      local got = {}
+      local function body()
+        local se = p.server:events()
+        p.pump()
+        se = p.server:events()
+        assert.equal("request", se[1].type)
+        assert(st:send_message("m2"))
+        p.pump()
+        -- made after the stream's first handle, so finalized before it
+        local probe_mt = { __gc = function() got.events = p.server:events() end }
+        if newproxy then
+          local probe = newproxy(true)
+          getmetatable(probe).__gc = probe_mt.__gc
+          got.probe = probe
+        else
+          got.probe = setmetatable({}, probe_mt)
+        end
+      end
+      body()
+      got.probe = nil
+      if jit then jit.flush() end
+      collectgarbage(); collectgarbage()
+      assert.is_table(got.events)
+      local ev = got.events[1]
+      assert.equal("message", ev.type)
+      assert.equal("m2", ev.data)
+      collectgarbage(); collectgarbage()
+      assert.is_true(ev.stream:send_status(0, "fine"))
+      local ce = p.run()
+      local status = pair.find(ce, "status")
+      assert.equal(0, status.code)
+      assert.equal("fine", status.message)
+    end)
+
     it("fires deadline timers from grpc-timeout on both sides", function()
       local p = pair.new()
       p.client:tick(1000)

@@ -131,7 +131,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.timeout = i == 0 ? 100 : -1;
     int err;
     calls[i] = lgrpc_h2_request_new(cli, &req, &err);
-    if (calls[i]) lgrpc_h2_send_message(calls[i], "hello", 5, 0);
+    if (calls[i]) {
+      lgrpc_h2_stream_attach(calls[i]);
+      lgrpc_h2_send_message(calls[i], "hello", 5, 0);
+    }
   }
   out.len = 0;
   lgrpc_h2_send(cli, &out);
