@@ -500,6 +500,7 @@ static int drain_events(lua_State *L, int sidx, int arr, int n, int with_session
   while (ev) {
     lgrpc_h2_event *next = ev->next;
     if (ev->type == LGRPC_EV_CLOSED) *closed = 1;
+    luaL_checkstack(L, 24, "building transport events");
     if (push_event(L, sidx, ev)) {
       if (with_session) {
         lua_pushvalue(L, sidx);
