@@ -1230,6 +1230,11 @@ void lgrpc_h2_shutdown(lgrpc_h2_session *s, int64_t grace)
   s->shutdown_deadline = s->now + (grace > 0 ? grace : 1000);
 }
 
+void lgrpc_h2_set_now(lgrpc_h2_session *s, int64_t now)
+{
+  if (s->clock_set && now > s->now) s->now = now;
+}
+
 void lgrpc_h2_tick(lgrpc_h2_session *s, int64_t now)
 {
   if (!s->clock_set) {

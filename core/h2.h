@@ -97,6 +97,8 @@ int lgrpc_h2_send(lgrpc_h2_session *s, lgrpc_bytes *out); /* appends every pendi
 int lgrpc_h2_want_write(const lgrpc_h2_session *s);
 int lgrpc_h2_alive(const lgrpc_h2_session *s);
 void lgrpc_h2_tick(lgrpc_h2_session *s, int64_t now);
+/* Moves the clock without firing timers (so deadlines of what arrives next start from now). */
+void lgrpc_h2_set_now(lgrpc_h2_session *s, int64_t now);
 int lgrpc_h2_next_deadline(const lgrpc_h2_session *s, int64_t *when); /* 1 if there is one */
 /* Ends the connection from below (EOF, socket error): every open stream gets its terminal
  * event, then CLOSED with `error` (NULL for a clean end). */

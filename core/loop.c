@@ -715,6 +715,10 @@ static void conn_read(lgrpc_conn *c)
 
 static void handle(lgrpc_loop *lp, fd_tag *tag, int readable, int writable, int hup)
 {
+  if (tag->kind == KIND_CONN) {
+    /* a request's grpc-timeout counts from now, not from before the wait */
+    lgrpc_h2_set_now(((lgrpc_conn *)tag->ptr)->sess, lp->now);
+  }
   if (tag->kind == KIND_WAKE) {
     uint64_t v;
     while (read(lp->wakefd, &v, sizeof v) > 0) {}
@@ -759,6 +763,7 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
     struct epoll_event evs[128];
     int n = epoll_wait(lp->epfd, evs, 128, ms);
     if (n < 0 && errno != EINTR) return LGRPC_ENET_SYS;
+    lp->now = lgrpc_loop_clock();
     for (int i = 0; i < n; i++) {
       uint32_t e = evs[i].events;
       handle(lp, evs[i].data.ptr, (e & EPOLLIN) != 0, (e & EPOLLOUT) != 0, (e & (EPOLLHUP | EPOLLERR)) != 0);
@@ -788,6 +793,7 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
     }
     int r = poll(lp->pfds, n, ms);
     if (r < 0 && errno != EINTR) return LGRPC_ENET_SYS;
+    lp->now = lgrpc_loop_clock();
     for (size_t i = 0; r > 0 && i < n; i++) {
       short re = lp->pfds[i].revents;
       if (!re) continue;

@@ -656,6 +656,8 @@ static int se_request(lua_State *L)
   lua_getfield(L, 2, "metadata"); /* index 3 */
   req.md = read_md(L, 3, &req.nmd);
   if (!ls->s) { free((void *)req.md); return fail(L, "UNAVAILABLE: session closed"); }
+  /* a loop session's deadline counts from now, not from the last poll */
+  if (ls->conn) lgrpc_h2_set_now(ls->s, lgrpc_loop_clock());
   int err = 0;
   lgrpc_h2_stream *st = lgrpc_h2_request_new(ls->s, &req, &err);
   free((void *)req.md);

@@ -289,6 +289,36 @@ describe("net loop", function()
     loop:close()
   end)
 
+  it("counts a request's grpc-timeout from its arrival, even after a long wait", function()
+    local loop = net.loop()
+    local l = assert(loop:listen("127.0.0.1:0"))
+    local log = tmpname("slow")
+    -- connects at once, sends its request 400 ms later: in the middle of one long poll
+    spawn(top .. "/spec/support/net_slow_request.py " .. l:port() .. " 0.4 300m", log)
+    local sess
+    assert(run(loop, function(ev) if ev.type == "accept" then sess = ev.session end end,
+               function() return sess ~= nil end, 10000))
+    -- let the SETTINGS exchange finish, so that the next poll waits for the request alone
+    local quiet = loop:now() + 150
+    run(loop, function() end, function() return loop:now() >= quiet end, 1000)
+    local req, arrived, fired
+    for _, ev in ipairs(loop:poll(3000)) do
+      if ev.type == "request" then req, arrived = ev, loop:now() end
+    end
+    assert(run(loop, function(ev)
+      if ev.type == "request" then req, arrived = ev, loop:now() end
+      if ev.type == "deadline" then
+        fired = loop:now()
+        assert(ev.stream:send_status(4, "deadline exceeded"))
+      end
+    end, function() return fired ~= nil end, 10000))
+    os.remove(log)
+    assert.equal(300, req.timeout)
+    assert.is_true(req.deadline >= arrived - 50, "deadline counted from before the request came")
+    assert.is_true(fired - arrived >= 250)
+    loop:close()
+  end)
+
   it("serves a real grpcio client: unary, bidi, errors, deadlines", function()
     local loop = net.loop()
     local l = assert(loop:listen("127.0.0.1:0"))
