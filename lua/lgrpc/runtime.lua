@@ -269,6 +269,10 @@ function RT:run_until(pred)
       run_ready(self)
       if pred then
         if pred() then return end
+        if not self:busy() then
+          -- nothing runnable, no call, timer or server left: the wait could never end
+          error("lgrpc: blocked waiting with nothing left that could wake it", 0)
+        end
       else
         if self.stopping or not self:busy() then return end
       end
