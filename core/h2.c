@@ -892,6 +892,9 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 {
   lgrpc_h2_session *s = ud;
   lgrpc_h2_stream *st = fr->hd.stream_id ? nghttp2_session_get_stream_user_data(ng, fr->hd.stream_id) : NULL;
+  if (st && (fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA) &&
+      (fr->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    st->recv_closed = 1;
   switch (fr->hd.type) {
   case NGHTTP2_HEADERS:
     if (!st) return 0;
@@ -1452,6 +1455,12 @@ int lgrpc_h2_send_message(lgrpc_h2_stream *st, const char *data, size_t len, int
   unsigned char pre[LGRPC_FRAME_PREFIX];
   lgrpc_frame_prefix(pre, compressed, (uint32_t)len);
   if (st->out_off && st->out_off == st->out.len) st->out.len = st->out_off = 0;
+  else if (st->out_off > st->out.len / 2) {
+    /* a slow peer: keep the buffer from creeping forward forever */
+    memmove(st->out.data, st->out.data + st->out_off, st->out.len - st->out_off);
+    st->out.len -= st->out_off;
+    st->out_off = 0;
+  }
   if ((rc = lgrpc_bytes_reserve(&st->out, len + LGRPC_FRAME_PREFIX)) != 0) return rc;
   lgrpc_bytes_append(&st->out, pre, LGRPC_FRAME_PREFIX);
   lgrpc_bytes_append(&st->out, data, len);

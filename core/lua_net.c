@@ -581,7 +581,8 @@ static int se_send_pending(lua_State *L)
 
 static int se_events(lua_State *L)
 {
-  checkud(L, 1, MT_SESSION);
+  lsession *ls = checkud(L, 1, MT_SESSION);
+  if (ls->conn) return fail(L, "session is driven by its loop: its events come from loop:poll()");
   lua_settop(L, 1);
   lua_newtable(L);
   int closed;

@@ -164,6 +164,13 @@ describe("net loop", function()
     local svc = echo_service()
     local _, status = call_unary(loop, svc, sess, "hi")
     assert.equal(0, status.code)
+    -- a loop session's bytes and events belong to the loop
+    local ok, err = sess:events()
+    assert.is_nil(ok); assert.matches("loop", err)
+    ok, err = sess:recv("x")
+    assert.is_nil(ok); assert.matches("loop", err)
+    ok, err = sess:send_pending()
+    assert.is_nil(ok); assert.matches("loop", err)
     loop:close()
   end)
 
