@@ -4,6 +4,7 @@
 -- a byte position on every node for error messages. It never resolves names or checks meaning
 -- (that is lgrpc.proto.compiler) and never reads files (lgrpc.proto.loader).
 local lpeg = require "lpeg"
+local numbers = require "lgrpc.proto.numbers"
 
 local P, R, S, V = lpeg.P, lpeg.R, lpeg.S, lpeg.V
 local C, Cc, Cp, Ct, Cg, Cf, Cmt, Cb = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cf, lpeg.Cmt, lpeg.Cb
@@ -62,7 +63,7 @@ local skip = (whitespace + line_comment + block_comment) ^ 0
 
 -- raising alternative: the last resort after a committed choice, as protoc reports it
 local function fail(msg)
-  return Cmt(Cp(), function(_, _, p) raise(p, msg) end)
+  return Cmt(Cp(), function(_, _, p) raise(p, type(msg) == "function" and msg() or msg) end)
 end
 local function expect(patt, msg, ctx)
   -- at end of input inside a block protoc names the block instead
@@ -135,6 +136,9 @@ local strlit = Ct(string_piece ^ 1) / table.concat
 
 ---------------------------------------------------------------------------------------------
 -- Depth accounting for nested blocks (messages and aggregates); reset by parse().
+local current_type      -- the type of the field whose options are being read
+local default_context   -- reading the value of [default = ...]
+local default_expected  -- message for a missing default value, by field type (set below)
 local depth, agg_depth = 0, 0
 local syntax_seen = "proto2"
 local function field_expected()
@@ -224,18 +228,22 @@ G.package = node("package", Cmt(Cp() * kw"package", one_package) * field(Cp(), "
 -- option name: (ext.name).field.(other) ...
 G.optionNamePart = Ct(field(Cp(), "pos") * (
   sym"(" * field(Cc(true), "ext") *
-    field(Ct(field(C(P".") * skip, "dot") ^ -1 * field(expect(full_ident, "Expected identifier."), "name")) /
+    field(Ct(field(C(P".") * skip, "dot") ^ -1 * field(expect(full_ident, 'Expected ")".'), "name")) /
       function(t) return (t.dot or "") .. t.name end, "name") *
     expect(sym")", 'Expected ")".') +
   field(ident, "name")))
 G.optionName = Ct(V"optionNamePart" * (sym"." * expect(V"optionNamePart", "Expected identifier.")) ^ 0)
 
+local function option_value_expected()
+  return default_context and default_expected[current_type] or "Expected option value."
+end
+local number_or_ident = field(Cc"float", "kind") * field(C(float_lit), "text") * skip +
+  field(Cc"int", "kind") * field(C(int_lit), "text") * skip +
+  field(Cc"ident", "kind") * field(ident, "text")
 G.constant = Ct(field(Cp(), "pos") * (
   field(Cc"string", "kind") * field(strlit, "value") +
-  field(sym"-" * Cc(true), "neg") ^ -1 * field(Cp(), "text_pos") * (
-    field(Cc"float", "kind") * field(C(float_lit), "text") * skip +
-    field(Cc"int", "kind") * field(C(int_lit), "text") * skip +
-    field(Cc"ident", "kind") * field(ident, "text")) +
+  field(sym"-" * Cc(true), "neg") * field(Cp(), "text_pos") * (number_or_ident + fail(option_value_expected)) +
+  field(Cp(), "text_pos") * number_or_ident +
   field(Cc"aggregate", "kind") * field(V"aggregate", "value")))
 
 G.option = node("option", kw"option" * field(expect(V"optionName", "Expected identifier."), "name") *
@@ -243,15 +251,68 @@ G.option = node("option", kw"option" * field(expect(V"optionName", "Expected ide
   expect(sym";", 'Expected ";".'))
 
 -- [a = 1, (b).c = "x"]
-G.fieldOption = Ct(field(Cp(), "pos") * field(expect(V"optionName", "Expected identifier."), "name") *
-  expect(sym"=", 'Expected "=".') * field(expect(V"constant", "Expected option value."), "value"))
+default_expected = {
+  double = "Expected number.", float = "Expected number.", bool = 'Expected "true" or "false".',
+  string = "Expected string for field default value.", bytes = "Expected string.",
+}
+for _, t in ipairs{ "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64",
+  "sfixed32", "sfixed64" } do default_expected[t] = "Expected integer for field default value." end
+local function note_type(_, _, t) current_type = t; return true, t end
+local function is_default(_, _, name)
+  default_context = #name == 1 and not name[1].ext and name[1].name == "default"
+  return true, name
+end
+-- protoc's parser checks a default value against the field's scalar type as it reads it
+local int_max = {
+  int32 = numbers.INT32_MAX, sint32 = numbers.INT32_MAX, sfixed32 = numbers.INT32_MAX,
+  int64 = numbers.INT64_MAX, sint64 = numbers.INT64_MAX, sfixed64 = numbers.INT64_MAX,
+  uint32 = numbers.UINT32_MAX, fixed32 = numbers.UINT32_MAX, uint64 = numbers.UINT64_MAX, fixed64 = numbers.UINT64_MAX,
+}
+local unsigned = { uint32 = true, fixed32 = true, uint64 = true, fixed64 = true }
+local function check_default(_, _, v)
+  if not default_context then return true, v end
+  local t = current_type
+  local at = v.text_pos or v.pos
+  if int_max[t] then
+    if unsigned[t] and v.neg then raise(at, "Unsigned field can't have negative default value.") end
+    if v.kind ~= "int" then raise(at, "Expected integer for field default value.") end
+    local max = int_max[t]
+    if v.neg then max = max == numbers.INT32_MAX and numbers.INT32_MIN_ABS or numbers.INT64_MIN_ABS end
+    local n = numbers.parse_u64(v.text)
+    if not n or numbers.cmp(n, max) > 0 then raise(at, "Integer out of range.") end
+  elseif t == "float" or t == "double" then
+    if not (v.kind == "int" or v.kind == "float" or (v.kind == "ident" and (v.text == "inf" or v.text == "nan"))) then
+      raise(at, "Expected number.")
+    end
+  elseif t == "bool" then
+    if v.kind ~= "ident" or v.neg or (v.text ~= "true" and v.text ~= "false") then
+      raise(v.pos, 'Expected "true" or "false".')
+    end
+  elseif t == "string" then
+    if v.kind ~= "string" then raise(v.pos, "Expected string for field default value.") end
+  elseif t == "bytes" then
+    if v.kind ~= "string" then raise(v.pos, "Expected string.") end
+  end
+  return true, v
+end
+G.fieldOption = Ct(field(Cp(), "pos") * field(expect(Cmt(V"optionName", is_default), "Expected identifier."), "name") *
+  expect(sym"=", 'Expected "=".') * field(expect(Cmt(V"constant", check_default), option_value_expected), "value") *
+  Cmt(Cp(), function() default_context = false; return true end))
 G.fieldOptions = sym"[" * Ct(V"fieldOption" * (sym"," * V"fieldOption") ^ 0) *
   expect(sym"]", 'Expected "]".')
 
 G.topLevelDef = V"message" + V"enum" + V"extend" + V"service"
 
 -- field number as text and position
-local field_number = field(Cp(), "number_pos") * field(expect(C(int_lit) * skip, "Expected field number."), "number")
+-- protoc's parser takes integers up to INT32_MAX (one more after "-"), else "Integer out of range."
+local function int32_text(neg)
+  return Cmt(Cp() * C(int_lit), function(_, _, p, text)
+    local v = numbers.parse_u64(text)
+    if not v or v[1] ~= 0 or v[2] > 0x7fffffff + (neg and 1 or 0) then raise(p, "Integer out of range.") end
+    return true, text
+  end) * skip
+end
+local field_number = field(Cp(), "number_pos") * field(expect(int32_text(false), "Expected field number."), "number")
 
 G.label = C(P"required" + P"optional" + P"repeated") * -idchar * skip
 
@@ -268,13 +329,13 @@ local field_rest = field(Cp(), "name_pos") * field(expect(ident, "Expected field
   (sym"=" + fail("Missing field number.")) * field_number *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".')
 G.field = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
-  field(expect(field_type, "Expected type name."), "type") +
+  field(expect(Cmt(field_type, note_type), "Expected type name."), "type") +
   field(Cp(), "type_pos") * Cmt(Cp() * #message_or_enum_type, label_required) *
-  field(field_type, "type")) * field_rest)
+  field(Cmt(field_type, note_type), "type")) * field_rest)
 -- in a oneof, labels are an error the compiler reports
 G.oneofField = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
-  field(expect(field_type, "Expected type name."), "type") +
-  field(Cp(), "type_pos") * field(field_type, "type")) * field_rest)
+  field(expect(Cmt(field_type, note_type), "Expected type name."), "type") +
+  field(Cp(), "type_pos") * field(Cmt(field_type, note_type), "type")) * field_rest)
 
 -- protoc checks a group's proto3-ness and capital letter after its number and options
 local group_kw_pos, group_name_pos, group_name
@@ -293,7 +354,7 @@ local group_rest = Cmt(Cp() * kw"group", function(s, i, p)
     if not group_name:match("^[A-Z]") then raise(group_name_pos, "Group names must start with a capital letter.") end
     return true
   end) *
-  expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
+  expect(sym"{", "Missing group body.") * field(V"messageBody", "body") *
   Cmt(Cp(), leave_message)
 G.group = node("group", field(V"label", "label") * field(Cp(), "type_pos") * group_rest +
   field(Cp(), "type_pos") * Cmt(Cp() * #kw"group", label_required) * group_rest)
@@ -315,20 +376,27 @@ G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident
   field(Cp(), "close_pos") * expect(sym"}", 'Expected type name.', "oneof"))
 
 -- ranges: 1, 5 to 10, 100 to max
+local signed_int = C(P"-") * skip * expect(int32_text(true), "Expected integer.") / function(s, n) return s .. n end +
+  int32_text(false)
 local range_end = field(Cp(), "to_pos") * (field(C(P"max") * -idchar * skip, "to") +
-  field(C(S"-" ^ -1) * skip * C(int_lit) * skip / function(s, n) return s .. n end, "to"))
-local range_start = field(Cp(), "from_pos") *
-  field(C(S"-" ^ -1) * skip * C(int_lit) * skip / function(s, n) return s .. n end, "from")
+  field(signed_int, "to"))
+local range_start = field(Cp(), "from_pos") * field(signed_int, "from")
 G.range = Ct(expect(range_start, "Expected field number range.") * (kw"to" * expect(range_end, "Expected integer.")) ^ -1)
 G.ranges = Ct(V"range" * (sym"," * V"range") ^ 0)
+-- the first item of a reserved statement decides between names and numbers
+local function reserved_rule(first_msg)
+  return node("reserved", kw"reserved" * (
+    field(Ct(Ct(field(Cp(), "pos") * field(strlit, "name")) * (sym"," * expect(Ct(field(Cp(), "pos") *
+      field(strlit, "name")), "Expected string.")) ^ 0), "names") +
+    #range_start * field(Ct(V"range" * (sym"," * V"range") ^ 0), "ranges") + fail(first_msg)) *
+    expect(sym";", 'Expected ";".'))
+end
+G.reserved = reserved_rule("Expected field name or number range.")
+G.enumReserved = reserved_rule("Expected enum value or number range.")
 
 G.extensions = node("extensions", kw"extensions" * field(V"ranges", "ranges") *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 
-G.reserved = node("reserved", kw"reserved" * (
-  field(Ct(Ct(field(Cp(), "pos") * field(strlit, "name")) * (sym"," * expect(Ct(field(Cp(), "pos") *
-    field(strlit, "name")), "Expected string.")) ^ 0), "names") +
-  field(V"ranges", "ranges")) * expect(sym";", 'Expected ";".'))
 
 G.messageElement = V"option" + V"message" + V"enum" + V"extend" + V"extensions" + V"reserved" +
   V"oneof" + V"emptyStatement" + V"mapField" + V"group" + V"field"
@@ -341,12 +409,12 @@ G.message = node("message", Cmt(Cp() * kw"message", enter_message) * field(Cp(),
 
 G.enumValue = node("value", field(Cp(), "name_pos") * field(ident, "name") *
   expect(sym"=", "Missing numeric value for enum constant.") * field(Cp(), "number_pos") *
-  field(C(P"-") * skip * expect(C(int_lit) * skip, "Expected integer.") / function(s, n) return s .. n end +
-    expect(C(int_lit) * skip, "Expected integer."), "number") *
+  field(C(P"-") * skip * expect(int32_text(true), "Expected integer.") / function(s, n) return s .. n end +
+    expect(int32_text(false), "Expected integer."), "number") *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 G.enum = node("enum", kw"enum" * field(Cp(), "name_pos") * field(expect(ident, "Expected enum name."), "name") *
   expect(sym"{", 'Expected "{".') *
-  field(Ct((V"option" + V"reserved" + V"emptyStatement" + V"enumValue") ^ 0), "body") *
+  field(Ct((V"option" + V"enumReserved" + V"emptyStatement" + V"enumValue") ^ 0), "body") *
   expect(sym"}", "Expected enum constant name.", "enum"))
 
 G.extend = node("extend", kw"extend" * field(Cp(), "extendee_pos") *
@@ -368,7 +436,7 @@ G.rpc = node("rpc", kw"rpc" * field(Cp(), "name_pos") * field(expect(ident, "Exp
 G.service = node("service", kw"service" * field(Cp(), "name_pos") * field(expect(ident, "Expected service name."), "name") *
   expect(sym"{", 'Expected "{".') *
   field(Ct((V"option" + V"rpc" + V"emptyStatement") ^ 0), "body") *
-  expect(sym"}", 'Expected "rpc" or "option".', "service"))
+  expect(sym"}", 'Expected "rpc".', "service"))
 
 -- Aggregate option values: as protoc's parser does, only the braces are matched here; the
 -- tokens between them are kept (kind k, text t, string value v) and read as protobuf text
@@ -407,6 +475,7 @@ function M.parse(src, name)
   name = name or "input.proto"
   if type(src) ~= "string" then return nil, name .. ": source is not a string" end
   depth, agg_depth, syntax_seen, package_seen = 0, 0, "proto2", false
+  current_type, default_context = nil, false
   local ok, tree = pcall(lpeg.match, proto_grammar, src)
   if ok then
     if not tree then return nil, name .. ":1:1: Parse error." end

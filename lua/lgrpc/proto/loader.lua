@@ -133,6 +133,13 @@ local function load_tree(pool, name, src, stack)
           ": File recursively imports itself: " .. table.concat(chain, " -> ")
         return fail(msg .. "\n" .. here)
       end
+      local bad = el.path:find("\\", 1, true) or el.path:find("//", 1, true)
+      for seg in (el.path .. "/"):gmatch("([^/]*)/") do
+        if seg == "." or seg == ".." then bad = true end
+      end
+      if bad then
+        return fail(el.path .. ': Backslashes, consecutive slashes, ".", or ".." are not allowed in the virtual path\n' .. here)
+      end
       if not pool:_file(el.path) then
         local path, dsrc = find_virtual(pool, el.path)
         if not path then return fail(el.path .. ": File not found.\n" .. here) end
