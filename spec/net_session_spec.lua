@@ -668,6 +668,26 @@ describe("net session", function()
       assert.is_false(p.server:alive())
     end)
 
+    it("frees everything at once with __close (Lua 5.4) and leaves stream handles harmless", function()
+      if _VERSION ~= "Lua 5.4" then return end
+      local keep = {}
+      local chunk = assert(load([[
+        local net, keep = ...
+        local s <close> = net.session("client")
+        keep.stream = assert(s:request { path = "/a.B/C" })
+        keep.stream:send_message("x")
+        keep.session = s
+      ]]))
+      chunk(net, keep)
+      assert.is_false(keep.session:alive())
+      local ok, err = keep.stream:send_message("y")
+      assert.is_nil(ok); assert.matches("closed", err)
+      assert.equal("", keep.session:send_pending())
+      assert.same({}, keep.session:events())
+      keep = nil
+      counters_back()
+    end)
+
     it("returns counters to baseline after many calls", function()
       do
         local p = pair.new()
