@@ -31,11 +31,6 @@ static int with_path(lgrpc_codec_err *e, const lgrpc_msgdef *root, const lgrpc_f
   return e->code;
 }
 
-static int is_packable(const lgrpc_field *f)
-{
-  return f->wt != LGRPC_WT_LEN && f->wt != LGRPC_WT_SGROUP;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* decode */
 
@@ -61,33 +56,53 @@ static int wire_fail(dctx *c, int rc, const char *what)
   }
 }
 
-/* Read one non-length-delimited value of f's type (wire type already checked). */
+/* Read one scalar value by f's op (the wire type was checked against f->wt, or the value sits
+ * in a packed run). */
 static int read_scalar(const lgrpc_field *f, const uint8_t **pp, const uint8_t *end, lgrpc_value *v)
 {
   uint64_t u;
   uint32_t u32;
   int rc;
-  switch (f->wt) {
-  case LGRPC_WT_VARINT:
+  switch (f->op) {
+  case LGRPC_OP_INT32: case LGRPC_OP_ENUM_OPEN: case LGRPC_OP_ENUM_CLOSED:
     if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
-    switch (f->type) {
-    case LGRPC_TYPE_INT32: case LGRPC_TYPE_ENUM: v->v.i64 = (int32_t)(uint32_t)u; break;
-    case LGRPC_TYPE_UINT32: v->v.u64 = (uint32_t)u; break;
-    case LGRPC_TYPE_SINT32: v->v.i64 = lgrpc_wire_unzigzag32((uint32_t)u); break;
-    case LGRPC_TYPE_SINT64: v->v.i64 = lgrpc_wire_unzigzag64(u); break;
-    case LGRPC_TYPE_BOOL: v->v.b = u != 0; break;
-    default: v->v.u64 = u; break; /* int64 (same bits), uint64 */
-    }
+    v->v.i64 = (int32_t)(uint32_t)u;
     return 0;
-  case LGRPC_WT_I64:
-    if ((rc = lgrpc_wire_get_fixed64(pp, end, &u))) return rc;
-    if (f->type == LGRPC_TYPE_DOUBLE) memcpy(&v->v.d, &u, 8); else v->v.u64 = u;
+  case LGRPC_OP_INT64: case LGRPC_OP_UINT64:
+    return lgrpc_wire_get_varint(pp, end, &v->v.u64);
+  case LGRPC_OP_UINT32:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.u64 = (uint32_t)u;
     return 0;
-  case LGRPC_WT_I32:
+  case LGRPC_OP_SINT32:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.i64 = lgrpc_wire_unzigzag32((uint32_t)u);
+    return 0;
+  case LGRPC_OP_SINT64:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.i64 = lgrpc_wire_unzigzag64(u);
+    return 0;
+  case LGRPC_OP_BOOL:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.b = u != 0;
+    return 0;
+  case LGRPC_OP_FIXED32:
     if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
-    if (f->type == LGRPC_TYPE_FLOAT) memcpy(&v->v.f, &u32, 4);
-    else if (f->type == LGRPC_TYPE_SFIXED32) v->v.i64 = (int32_t)u32;
-    else v->v.u64 = u32;
+    v->v.u64 = u32;
+    return 0;
+  case LGRPC_OP_SFIXED32:
+    if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
+    v->v.i64 = (int32_t)u32;
+    return 0;
+  case LGRPC_OP_FLOAT:
+    if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
+    memcpy(&v->v.f, &u32, 4);
+    return 0;
+  case LGRPC_OP_FIXED64: case LGRPC_OP_SFIXED64:
+    return lgrpc_wire_get_fixed64(pp, end, &v->v.u64);
+  case LGRPC_OP_DOUBLE:
+    if ((rc = lgrpc_wire_get_fixed64(pp, end, &u))) return rc;
+    memcpy(&v->v.d, &u, 8);
     return 0;
   }
   return LGRPC_ECODEC_WIRETYPE;
@@ -101,9 +116,8 @@ static const char *scalar_what(const lgrpc_field *f)
 /* deliver a decoded enum/scalar; a closed enum's unknown number becomes an unknown record */
 static int emit_scalar(dctx *c, const lgrpc_field *f, const lgrpc_value *v)
 {
-  if (f->type == LGRPC_TYPE_ENUM) {
-    const lgrpc_enumdef *e = &c->s->enums[f->sub];
-    if (e->closed && lgrpc_schema_enum_find(e, (int32_t)v->v.i64) < 0) {
+  if (f->op == LGRPC_OP_ENUM_CLOSED) {
+    if (lgrpc_schema_enum_find(&c->s->enums[f->sub], (int32_t)v->v.i64) < 0) {
       uint8_t rec[24];
       lgrpc_wbuf b = { rec, 0, sizeof rec, sizeof rec };
       lgrpc_wire_put_varint_raw(&b, (uint64_t)f->number << 3);
@@ -122,7 +136,7 @@ static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uin
 static int entry_has_unknown_enum(dctx *c, const lgrpc_msgdef *entry, const uint8_t *s, size_t n)
 {
   const lgrpc_field *vf = lgrpc_schema_find_field(entry, 2);
-  if (!vf || vf->type != LGRPC_TYPE_ENUM || !c->s->enums[vf->sub].closed) return 0;
+  if (!vf || vf->op != LGRPC_OP_ENUM_CLOSED) return 0;
   const uint8_t *p = s, *end = s + n;
   int unknown = 0;
   while (p < end) {
@@ -144,7 +158,7 @@ static int dec_sub(dctx *c, const lgrpc_field *f, const uint8_t **pp, const uint
 {
   const lgrpc_msgdef *sm = &c->s->msgs[f->sub];
   int rc;
-  if (f->flags & LGRPC_F_MAP) {
+  if (f->op == LGRPC_OP_MAP) {
     const uint8_t *p = *pp, *s;
     size_t n;
     if (!lgrpc_wire_get_len(&p, end, &s, &n) && entry_has_unknown_enum(c, sm, s, n)) {
@@ -154,7 +168,7 @@ static int dec_sub(dctx *c, const lgrpc_field *f, const uint8_t **pp, const uint
   }
   if (depth + 1 > c->s->limits.max_depth) return wire_fail(c, LGRPC_ECODEC_DEPTH, "");
   if ((rc = c->sink->begin(c->sink->ud, f, sm))) return rc;
-  if (f->type == LGRPC_TYPE_GROUP) {
+  if (f->op == LGRPC_OP_GROUP) {
     if ((rc = dec_msg(c, sm, pp, end, depth + 1, f->number))) return rc;
   } else {
     const uint8_t *s;
@@ -185,21 +199,20 @@ static int dec_field(dctx *c, const lgrpc_field *f, const uint8_t **pp, const ui
 {
   lgrpc_value v;
   int rc;
-  switch (f->wt) {
-  case LGRPC_WT_LEN:
-    if (f->type == LGRPC_TYPE_MESSAGE) return dec_sub(c, f, pp, end, depth);
-    {
-      const uint8_t *s;
-      size_t n;
-      if ((rc = lgrpc_wire_get_len(pp, end, &s, &n)))
-        return wire_fail(c, rc, f->type == LGRPC_TYPE_STRING ? "string" : "bytes");
-      if ((f->flags & LGRPC_F_UTF8) && !lgrpc_wire_utf8_valid(s, n))
-        return lgrpc_codec_fail(c->err, LGRPC_ECODEC_UTF8, "string is not valid UTF-8");
-      v.s = (const char *)s;
-      v.n = n;
-      return c->sink->value(c->sink->ud, f, &v);
-    }
-  case LGRPC_WT_SGROUP: return dec_sub(c, f, pp, end, depth);
+  switch (f->op) {
+  case LGRPC_OP_MESSAGE: case LGRPC_OP_MAP: case LGRPC_OP_GROUP:
+    return dec_sub(c, f, pp, end, depth);
+  case LGRPC_OP_STRING: case LGRPC_OP_STRING_UTF8: case LGRPC_OP_BYTES: {
+    const uint8_t *s;
+    size_t n;
+    if ((rc = lgrpc_wire_get_len(pp, end, &s, &n)))
+      return wire_fail(c, rc, f->op == LGRPC_OP_BYTES ? "bytes" : "string");
+    if (f->op == LGRPC_OP_STRING_UTF8 && !lgrpc_wire_utf8_valid(s, n))
+      return lgrpc_codec_fail(c->err, LGRPC_ECODEC_UTF8, "string is not valid UTF-8");
+    v.s = (const char *)s;
+    v.n = n;
+    return c->sink->value(c->sink->ud, f, &v);
+  }
   default:
     if ((rc = read_scalar(f, pp, end, &v))) return wire_fail(c, rc, scalar_what(f));
     return emit_scalar(c, f, &v);
@@ -243,7 +256,7 @@ static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uin
         if (rc) return rc;
         continue;
       }
-      if (wt == LGRPC_WT_LEN && (f->flags & LGRPC_F_REPEATED) && is_packable(f)) {
+      if (wt == LGRPC_WT_LEN && (f->flags & LGRPC_F_REPEATED) && f->op <= LGRPC_OP_LAST_PACKABLE) {
         if ((rc = dec_packed(c, f, &p, end))) return rc;
         continue;
       }

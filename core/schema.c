@@ -163,6 +163,30 @@ static void sort_enum(lgrpc_enumdef *e)
   e->nvalues = w;
 }
 
+static uint8_t op_of(const lgrpc_schema *s, const lgrpc_field *f)
+{
+  switch (f->type) {
+  case LGRPC_TYPE_INT32: return LGRPC_OP_INT32;
+  case LGRPC_TYPE_INT64: return LGRPC_OP_INT64;
+  case LGRPC_TYPE_UINT32: return LGRPC_OP_UINT32;
+  case LGRPC_TYPE_UINT64: return LGRPC_OP_UINT64;
+  case LGRPC_TYPE_SINT32: return LGRPC_OP_SINT32;
+  case LGRPC_TYPE_SINT64: return LGRPC_OP_SINT64;
+  case LGRPC_TYPE_BOOL: return LGRPC_OP_BOOL;
+  case LGRPC_TYPE_ENUM: return s->enums[f->sub].closed ? LGRPC_OP_ENUM_CLOSED : LGRPC_OP_ENUM_OPEN;
+  case LGRPC_TYPE_FIXED32: return LGRPC_OP_FIXED32;
+  case LGRPC_TYPE_SFIXED32: return LGRPC_OP_SFIXED32;
+  case LGRPC_TYPE_FLOAT: return LGRPC_OP_FLOAT;
+  case LGRPC_TYPE_FIXED64: return LGRPC_OP_FIXED64;
+  case LGRPC_TYPE_SFIXED64: return LGRPC_OP_SFIXED64;
+  case LGRPC_TYPE_DOUBLE: return LGRPC_OP_DOUBLE;
+  case LGRPC_TYPE_STRING: return (f->flags & LGRPC_F_UTF8) ? LGRPC_OP_STRING_UTF8 : LGRPC_OP_STRING;
+  case LGRPC_TYPE_BYTES: return LGRPC_OP_BYTES;
+  case LGRPC_TYPE_GROUP: return LGRPC_OP_GROUP;
+  default: return (f->flags & LGRPC_F_MAP) ? LGRPC_OP_MAP : LGRPC_OP_MESSAGE;
+  }
+}
+
 int lgrpc_schema_finish(lgrpc_schema *s, char *err, size_t errlen)
 {
   for (uint32_t i = 0; i < s->nenums; i++) {
@@ -209,6 +233,7 @@ int lgrpc_schema_finish(lgrpc_schema *s, char *err, size_t errlen)
                                           f->wt == LGRPC_WT_SGROUP))
         f->flags &= (uint8_t)~LGRPC_F_PACKED;
       if (f->label == LGRPC_LABEL_REQUIRED) m->flags |= LGRPC_M_HAS_REQUIRED;
+      f->op = op_of(s, f);
       if (f->number == j + 1 && m->dense == j) m->dense = j + 1;
     }
   }

@@ -17,6 +17,18 @@ enum {
 };
 enum { LGRPC_LABEL_OPTIONAL = 1, LGRPC_LABEL_REQUIRED = 2, LGRPC_LABEL_REPEATED = 3 };
 
+/* Decode operations: what one value of a field is on the wire and how it becomes a value,
+ * picked once from the field's type and flags when the schema is finished. Packable ops
+ * (scalars) come first. */
+enum {
+  LGRPC_OP_INT32, LGRPC_OP_INT64, LGRPC_OP_UINT32, LGRPC_OP_UINT64, LGRPC_OP_SINT32,
+  LGRPC_OP_SINT64, LGRPC_OP_BOOL, LGRPC_OP_ENUM_OPEN, LGRPC_OP_ENUM_CLOSED, LGRPC_OP_FIXED32,
+  LGRPC_OP_SFIXED32, LGRPC_OP_FLOAT, LGRPC_OP_FIXED64, LGRPC_OP_SFIXED64, LGRPC_OP_DOUBLE,
+  LGRPC_OP_LAST_PACKABLE = LGRPC_OP_DOUBLE,
+  LGRPC_OP_STRING, LGRPC_OP_STRING_UTF8, LGRPC_OP_BYTES, LGRPC_OP_MESSAGE, LGRPC_OP_MAP,
+  LGRPC_OP_GROUP
+};
+
 /* field flags */
 #define LGRPC_F_PACKED   0x01u /* repeated scalar written packed */
 #define LGRPC_F_PRESENCE 0x02u /* explicit presence (written when set, even if default) */
@@ -41,6 +53,7 @@ typedef struct lgrpc_field {
   uint8_t label;  /* LGRPC_LABEL_* */
   uint8_t flags;  /* LGRPC_F_* */
   uint8_t wt;     /* the wire type of one (unpacked) value of this type */
+  uint8_t op;     /* LGRPC_OP_*: set by lgrpc_schema_finish */
   int32_t sub;    /* message index (MESSAGE, GROUP) or enum index (ENUM); -1 otherwise */
   int32_t oneof;  /* oneof index within the message; -1 when none */
   int32_t name;   /* name id, resolved by the binding */
