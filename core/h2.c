@@ -1020,6 +1020,27 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
   return 0;
 }
 
+/* nghttp2 could not send a HEADERS frame (e.g. a header block over its 64 KiB send limit). */
+static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *fr, int lib_error, void *ud)
+{
+  lgrpc_h2_session *s = ud;
+  if (fr->hd.type != NGHTTP2_HEADERS) return 0;
+  lgrpc_h2_stream *st = nghttp2_session_get_stream_user_data(ng, fr->hd.stream_id);
+  if (!st) return 0;
+  char msg[160];
+  snprintf(msg, sizeof msg, "cannot send %s headers: %s", s->server ? "response" : "request",
+           nghttp2_strerror(lib_error));
+  if (s->server) {
+    /* the client must not wait for a status that will never come */
+    nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    server_cancel(st, ST_INTERNAL, -1, msg);
+  } else {
+    st->discard = 1;
+    client_status(st, ST_INTERNAL, msg);
+  }
+  return 0;
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
   lgrpc_h2_session *s = ud;
@@ -1087,6 +1108,7 @@ lgrpc_h2_session *lgrpc_h2_session_new(int server, const lgrpc_h2_config *cfg)
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, on_frame_not_send);
   nghttp2_session_callbacks_set_error_callback2(cb, on_error);
   nghttp2_option *opt;
   if (nghttp2_option_new(&opt) != 0) { nghttp2_session_callbacks_del(cb); free(s); return NULL; }
