@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
 #include <time.h>
@@ -345,6 +346,18 @@ static void set_nodelay(int fd, int family)
 
 /* ---- listeners -------------------------------------------------------------------------- */
 
+/* A socket file nobody listens on (left by a process that died) is removed before bind. */
+static void unlink_stale_unix(const struct sockaddr_un *un)
+{
+  struct stat sb;
+  if (lstat(un->sun_path, &sb) != 0 || !S_ISSOCK(sb.st_mode)) return;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  if (connect(fd, (const struct sockaddr *)un, sizeof *un) != 0 && errno == ECONNREFUSED)
+    unlink(un->sun_path);
+  close(fd);
+}
+
 lgrpc_listener *lgrpc_loop_listen(lgrpc_loop *lp, const char *addr, const lgrpc_h2_config *cfg,
                                   int backlog, char *err, size_t errlen)
 {
@@ -362,6 +375,7 @@ lgrpc_listener *lgrpc_loop_listen(lgrpc_loop *lp, const char *addr, const lgrpc_
     memset(&un, 0, sizeof un);
     un.sun_family = AF_UNIX;
     memcpy(un.sun_path, host, strlen(host));
+    unlink_stale_unix(&un);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof un) != 0 || listen(fd, backlog) != 0) {
       errstr(err, errlen, errno, addr);

@@ -157,6 +157,25 @@ describe("net loop", function()
     end
   end
 
+  it("reuses a stale unix socket path but not a live one", function()
+    local path = tmpname("stale")
+    os.execute("env -u LD_PRELOAD /usr/bin/python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('"
+               .. path .. "')\"")
+    local function is_socket()
+      local r = os.execute("test -S " .. path)
+      return r == true or r == 0
+    end
+    assert.is_true(is_socket(), "python left a socket file")
+    local loop = net.loop()
+    local l = assert(loop:listen("unix:" .. path))
+    local ok, err = loop:listen("unix:" .. path)
+    assert.is_nil(ok)
+    assert.matches("^EADDRINUSE", err)
+    l:close()
+    assert.is_false(is_socket())
+    loop:close()
+  end)
+
   it("connects to localhost whichever family answers", function()
     local loop = net.loop()
     local l = assert(loop:listen("127.0.0.1:0"))
