@@ -103,6 +103,7 @@ describe("lgrpc.proto.grammar", function()
     { 'syntax = "proto3";\nmessage A { int32 x = 0x; }\n', '"0x" must be followed by hex digits.' },
     { 'syntax = "";\n', 'a.proto:1:10: Unrecognized syntax identifier "".  This parser only recognizes "proto2" and "proto3".' },
     { 'package a;\npackage b;\n', "a.proto:2:1: Multiple package definitions." },
+    { 'syntax = "proto2";\n/* a /* b */\nmessage M {}\n', 'a.proto:2:7: "/*" inside block comment.  Block comments cannot be nested.' },
   }
   for _, c in ipairs(cases) do
     it("reports protoc's position and text for " .. c[1]:gsub("\n", " "), function()

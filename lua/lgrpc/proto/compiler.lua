@@ -616,13 +616,13 @@ function Builder:check_symbols()
     local acc
     for part in pkg:gmatch("[^.]+") do acc = join(acc, part); seen[acc] = { kind = "package" } end
   end
+  -- protoc's DescriptorBuilder adds a message's, enum's or service's own name after its members
   local function enum(scope, e)
-    define(join(scope, e.name), e, "enum")
     for _, v in ipairs(e.value or {}) do define(join(scope, v.name), v, "enum_value") end
+    define(join(scope, e.name), e, "enum")
   end
   local function message(scope, m)
     local full = join(scope, m.name)
-    define(full, m, "message")
     -- protoc's BuildMessage order: oneofs, fields, nested types, enums, extensions
     for _, o in ipairs(m.oneof_decl or {}) do
       if self.nodes[o] then define(join(full, o.name), o, "oneof") else seen[join(full, o.name)] = { kind = "oneof" } end
@@ -631,13 +631,14 @@ function Builder:check_symbols()
     for _, n in ipairs(m.nested_type or {}) do message(full, n) end
     for _, e in ipairs(m.enum_type or {}) do enum(full, e) end
     for _, x in ipairs(m.extension or {}) do define(join(full, x.name), x, "extension") end
+    define(full, m, "message")
   end
   for _, m in ipairs(fdp.message_type or {}) do message(pkg, m) end
   for _, e in ipairs(fdp.enum_type or {}) do enum(pkg, e) end
   for _, s in ipairs(fdp.service or {}) do
     local full = join(pkg, s.name)
-    define(full, s, "service")
     for _, m in ipairs(s.method or {}) do define(join(full, m.name), m, "method") end
+    define(full, s, "service")
   end
   for _, x in ipairs(fdp.extension or {}) do define(join(pkg, x.name), x, "extension") end
 end

@@ -56,8 +56,10 @@ local newline = P"\n"
 -- a NUL byte ends protoc's text wherever it stands
 local nul = Cmt(Cp() * P"\0", function(_, _, p) raise(p, "Invalid control characters encountered in text.") end)
 local line_comment = P"//" * (1 - S"\n\0") ^ 0 * nul ^ -1
-local block_comment = P"/*" * (1 - P"*/" - P"\0") ^ 0 *
-  (P"*/" + nul + Cmt(Cp(), function(_, _, p) raise(p, "End-of-file inside block comment.") end))
+local block_comment = P"/*" * (1 - P"*/" - P"\0" - P"/*") ^ 0 *
+  (P"*/" + nul + Cmt(Cp() * P"/*", function(_, _, p)
+    raise(p + 1, '"/*" inside block comment.  Block comments cannot be nested.')
+  end) + Cmt(Cp(), function(_, _, p) raise(p, "End-of-file inside block comment.") end))
 local whitespace = S" \t\r\n\v\f"
 local skip = (whitespace + line_comment + block_comment) ^ 0
 
