@@ -444,7 +444,14 @@ static int src_unknown(void *ud, const uint8_t **p, size_t *n)
 /* decode sink */
 
 enum { I64_NATIVE, I64_STRING };
-typedef struct kframe { int kind, slot, key_slot, val_slot, unk_slot, base; const lgrpc_msgdef *m; } kframe;
+typedef struct kframe {
+  int kind, slot, key_slot, val_slot, unk_slot, base;
+  const lgrpc_msgdef *m;
+  /* the array of the repeated field that received the last value, held in one stack slot
+   * (rep_slot, 0 until needed) so consecutive elements append without lookups */
+  const lgrpc_field *rep_field;
+  int rep_slot, rep_len;
+} kframe;
 
 typedef struct lsink {
   lua_State *L;
@@ -576,10 +583,15 @@ static int sink_value(void *ud, const lgrpc_field *f, const lgrpc_value *v)
     return 0;
   }
   if (f->flags & LGRPC_F_REPEATED) {
-    get_or_new_table(c, f, fr->slot);
+    if (fr->rep_field != f) {
+      get_or_new_table(c, f, fr->slot);
+      fr->rep_len = (int)lua_rawlen(L, -1);
+      if (fr->rep_slot) lua_replace(L, fr->rep_slot);
+      else fr->rep_slot = lua_gettop(L); /* the frame is on top: the slot stays until it ends */
+      fr->rep_field = f;
+    }
     push_value(L, c->s, c->names, f, v, c->enum_names, c->int64_mode);
-    lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
-    lua_pop(L, 1);
+    lua_rawseti(L, fr->rep_slot, ++fr->rep_len);
     return 0;
   }
   if (f->oneof >= 0) clear_oneof(c, fr->m, f, fr->slot);
@@ -599,6 +611,8 @@ static int sink_begin(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m)
   kframe *nf = &c->f[c->top + 1];
   nf->m = m;
   nf->unk_slot = 0;
+  nf->rep_field = NULL;
+  nf->rep_slot = nf->rep_len = 0;
   nf->kind = SF_MSG;
   if (fr->kind == SF_ENTRY) { /* the entry's value is a message */
     if (!lua_istable(L, fr->val_slot)) {
@@ -890,6 +904,8 @@ static int schema_decode(lua_State *L)
   c->f[0].slot = c->f[0].base = root;
   c->f[0].unk_slot = 0;
   c->f[0].m = m;
+  c->f[0].rep_field = NULL;
+  c->f[0].rep_slot = c->f[0].rep_len = 0;
   lgrpc_codec_sink sink = { c, sink_value, sink_begin, sink_end, sink_unknown };
   S->busy++;
   int rc = lgrpc_codec_decode(S->s, (uint32_t)msg, (const uint8_t *)p, n, &sink, &err);

@@ -421,6 +421,20 @@ describe("lgrpc.proto.codec", function()
       assert.same({ r_int32 = { 1, 2, 3, 4 } }, p3:decode("codec.p3.Repeated", unhex("2801" .. "2a020203" .. "2804")))
     end)
 
+    it("appends interleaved elements of repeated fields in order, however many", function()
+      local parts = {}
+      for i = 1, 50000 do parts[i] = "\136\1" .. string.char(i % 100) .. "\74\1" .. string.char(65 + i % 26) end
+      local d = assert(p3:decode("codec.p3.Repeated", table.concat(parts)))
+      assert.equal(50000, #d.unpacked_int32)
+      assert.equal(50000, #d.r_string)
+      assert.equal(7, d.unpacked_int32[7])
+      assert.equal("H", d.r_string[7])
+      -- and a later run of the same field continues the same array
+      d = assert(p3:decode("codec.p3.Repeated", unhex("2a020102" .. "4a0178" .. "2a0103" .. "4a0179" .. "2804")))
+      assert.same({ 1, 2, 3, 4 }, d.r_int32)
+      assert.same({ "x", "y" }, d.r_string)
+    end)
+
     it("reads map entries in any field order with defaults for a missing key or value", function()
       local d = assert(p3:decode("codec.p3.Maps", unhex("0a051201780805")))
       assert.same({ m_int32 = { [5] = "x" } }, d)
