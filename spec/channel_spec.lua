@@ -114,6 +114,35 @@ describe("lgrpc.channel", function()
     srv:shutdown(0)
   end)
 
+  it("ends unary and client-streaming calls UNIMPLEMENTED on zero or several responses", function()
+    local bidi_pool = assert(lgrpc.proto.load{ "call_test_bidi.proto",
+      include = { kit.top .. "/spec/support" } })
+    local function answer(stream)
+      local m = stream:recv()
+      while stream:recv() do end
+      for i = 1, m.n or 0 do stream:send{ n = i } end
+    end
+    local srv, port = kit.server({ Unary = answer, ClientStream = answer }, { pool = bidi_pool })
+    local ch = kit.channel(port)
+    local stub = ch:stub("lgrpctest.Echo")
+    local resp, st = stub:Unary{ n = 0 }
+    assert.is_nil(resp)
+    assert.are.equal(status.UNIMPLEMENTED, st.code)
+    assert.matches("no response message", st.message)
+    resp, st = stub:Unary{ n = 2 }
+    assert.is_nil(resp)
+    assert.are.equal(status.UNIMPLEMENTED, st.code)
+    assert.matches("more than one response", st.message)
+    assert.are.equal(1, assert(stub:Unary{ n = 1 }).n)
+    local call = stub:ClientStream()
+    call:send{ n = 2 }
+    resp, st = call:close_and_recv()
+    assert.is_nil(resp)
+    assert.are.equal(status.UNIMPLEMENTED, st.code)
+    ch:close()
+    srv:shutdown(0)
+  end)
+
   it("refuses bad call arguments with errors that blame the caller", function()
     local ch = kit.channel(1)
     local stub = ch:stub("lgrpctest.Echo")

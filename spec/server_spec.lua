@@ -92,7 +92,8 @@ describe("lgrpc.server", function()
 
   it("turns a Lua error into UNKNOWN without sending the traceback, and logs it", function()
     local logged = {}
-    with({ Unary = function() local t = nil; return t.field end }, function(stub)
+    local function deep_helper() local t = nil; return t.field end
+    with({ Unary = function() return deep_helper() end }, function(stub)
       local resp, st = stub:Unary{}
       assert.is_nil(resp)
       assert.are.equal(status.UNKNOWN, st.code)
@@ -101,6 +102,7 @@ describe("lgrpc.server", function()
     assert.are.equal(1, #logged)
     assert.matches("attempt to index", logged[1])
     assert.matches("stack traceback", logged[1])
+    assert.matches("server_spec%.lua:%d+: in ", logged[1]) -- where the handler failed
   end)
 
   it("answers UNIMPLEMENTED for unknown services and methods, and unregistered handlers", function()
@@ -203,6 +205,37 @@ describe("lgrpc.server", function()
     assert.is_nil(seen.slept)
     assert.are.equal(status.DEADLINE_EXCEEDED, seen.st.code)
     assert.is_true(seen.cancelled)
+  end)
+
+  it("enforces the deadline even when the client does not", function()
+    local rt = lgrpc.runtime.default()
+    local srv, port = kit.server{ Unary = function() lgrpc.sleep(5) return {} end }
+    -- a bare transport session as the client: it sends grpc-timeout but never resets
+    local session = assert(rt.driver.connect("127.0.0.1:" .. port, {}))
+    local got = {}
+    rt:own(session, { event = function(_, ev) got[#got + 1] = ev end })
+    local stream = assert(session:request{ path = "/lgrpctest.Echo/Unary", timeout = 150 })
+    assert(stream:send_message(assert(kit.pool():encode("lgrpctest.Msg", {}))))
+    stream:close_send()
+    local t0 = lgrpc.now()
+    local st
+    while not st and lgrpc.now() - t0 < 3 do
+      for _, ev in ipairs(got) do if ev.type == "status" then st = ev end end
+      if not st then lgrpc.sleep(0.01) end
+    end
+    assert.is_table(st)
+    assert.are.equal(status.DEADLINE_EXCEEDED, st.code)
+    assert.is_true(lgrpc.now() - t0 < 1)
+    session:close()
+    t0 = lgrpc.now()
+    local closed = false
+    while not closed and lgrpc.now() - t0 < 2 do
+      for _, ev in ipairs(got) do if ev.type == "closed" then closed = true end end
+      if not closed then lgrpc.sleep(0.01) end
+    end
+    rt:disown(session)
+    stream, session = nil, nil
+    srv:shutdown(0)
   end)
 
   it("shows the handler a client that cancels mid-stream", function()

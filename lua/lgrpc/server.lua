@@ -270,6 +270,12 @@ function SCall:_event(ev)
   elseif t == "cancel" then
     self.finished = true
     local code = status.code_number(ev.status) or status.CANCELLED
+    local d = self.ctx.deadline
+    if code == status.CANCELLED and d and d - self.rt:now() < 0.01 then
+      -- the client gave up at the deadline (its timer and ours race): that is the deadline
+      self:_cancelled(status.deadline_exceeded("deadline exceeded"))
+      return
+    end
     self:_cancelled(status.new(code, ev.message or "call cancelled by the client"))
     return
   elseif t == "deadline" then
@@ -369,12 +375,20 @@ local function invoke_chain(list, which, info, final, a, ctx)
   return step(1, a, ctx)
 end
 
+-- Error handler for handlers and interceptors: a raised status passes through; any other error
+-- keeps the traceback of where it was raised, for the server's log.
+local RAISED = {}
+local function on_error(e)
+  if status.is(e) then return e end
+  return setmetatable({ text = debug.traceback(tostring(e), 2) }, RAISED)
+end
+
 -- How a handler's results (or raised value) become the call's status.
 local function result_status(c, ok, r1, r2)
   if not ok then
     if status.is(r1) then return r1 end
-    c.server.log("lgrpc: handler " .. c.m.path .. " failed: " ..
-      debug.traceback(c.task.co, tostring(r1)))
+    local text = getmetatable(r1) == RAISED and r1.text or tostring(r1)
+    c.server.log("lgrpc: handler " .. c.m.path .. " failed: " .. text)
     return status.unknown("unexpected error in handler")
   end
   if status.is(r1) then return r1 end
@@ -406,7 +420,7 @@ function SCall:_run()
   if kind == "unary" then
     local req, err = self:_recv()
     if req == nil then return self:_done(err) end
-    ok, r1, r2 = pcall(invoke_chain, srv.interceptors, "unary", m.info, function(rq, cx)
+    ok, r1, r2 = xpcall(invoke_chain, on_error, srv.interceptors, "unary", m.info, function(rq, cx)
       return m.handler(rq, cx)
     end, req, ctx)
     st = result_status(self, ok, r1, r2)
@@ -419,7 +433,7 @@ function SCall:_run()
       end
     end
   else
-    ok, r1, r2 = pcall(invoke_chain, srv.interceptors, "stream", m.info, function(s, cx)
+    ok, r1, r2 = xpcall(invoke_chain, on_error, srv.interceptors, "stream", m.info, function(s, cx)
       if kind == "server_stream" then
         local req, err = s:recv()
         if req == nil then return nil, err or status.unimplemented("no request message") end
