@@ -34,6 +34,7 @@ struct lgrpc_listener {
   lgrpc_loop *loop;
   lgrpc_listener *prev, *next;
   int fd, port;
+  int64_t paused_until;  /* out of file descriptors: not polled until then (0: active) */
   char address[128];
   lgrpc_h2_config cfg;
   void *ud;
@@ -435,7 +436,7 @@ void *lgrpc_listener_ud(const lgrpc_listener *l) { return l->ud; }
 void lgrpc_listener_close(lgrpc_listener *l)
 {
   if (l->fd >= 0) {
-    if (l->loop && !l->loop->use_poll) epoll_ctl(l->loop->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+    if (l->loop && !l->loop->use_poll && !l->paused_until) epoll_ctl(l->loop->epfd, EPOLL_CTL_DEL, l->fd, NULL);
     close(l->fd);
     l->fd = -1;
     if (strncmp(l->address, "unix:", 5) == 0) unlink(l->address + 5);
@@ -648,7 +649,14 @@ static void do_accept(lgrpc_loop *lp, lgrpc_listener *l)
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
     int fd = accept4(l->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        /* the pending connection stays readable: stop polling it for a while, or we spin */
+        l->paused_until = lp->now + 100;
+        if (!lp->use_poll) epoll_ctl(lp->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+      }
+      return;
+    }
     set_nodelay(fd, sa.ss_family);
     lgrpc_conn *c = conn_new(lp, 1, &l->cfg);
     if (!c) { close(fd); continue; }
@@ -756,6 +764,15 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
   for (lgrpc_conn *c = lp->conns; c; c = c->next) conn_flush(c);
   /* how long may we sleep? */
   int64_t wait = timeout;
+  for (lgrpc_listener *l = lp->listeners; l; l = l->next) {
+    if (!l->paused_until) continue;
+    if (l->paused_until <= lp->now) {
+      l->paused_until = 0;
+      reg(lp, EPOLL_CTL_ADD, l->fd, EPOLLIN, &l->tag);
+    } else if (wait < 0 || l->paused_until - lp->now < wait) {
+      wait = l->paused_until - lp->now;
+    }
+  }
   if (lp->qhead) wait = 0;
   if (lp->nheap) {
     int64_t d = lp->heap[0]->when - lp->now;
@@ -797,6 +814,7 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
     size_t n = 0;
     lp->pfds[n].fd = lp->wakefd; lp->pfds[n].events = POLLIN; lp->ptags[n++] = &lp->waketag;
     for (lgrpc_listener *l = lp->listeners; l; l = l->next) {
+      if (l->paused_until) continue;
       lp->pfds[n].fd = l->fd; lp->pfds[n].events = POLLIN; lp->ptags[n++] = &l->tag;
     }
     for (lgrpc_conn *c = lp->conns; c; c = c->next) {

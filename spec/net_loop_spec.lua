@@ -176,6 +176,20 @@ describe("net loop", function()
     loop:close()
   end)
 
+  it("does not spin when out of file descriptors, and accepts again after", function()
+    local interp = jit and "luajit" or "lua5.4"
+    for _, backend in ipairs { "epoll", "poll" } do
+      local p = assert(io.popen("ulimit -n 32; " .. interp .. " " .. top
+                                .. "/spec/support/net_emfile.lua x " .. backend .. " 2>&1"))
+      local out = p:read("*a")
+      p:close()
+      local cpu, after = out:match("cpu=([%d.]+) accepted_after=(%d+)")
+      assert(cpu, out)
+      assert.is_true(tonumber(cpu) < 0.1, backend .. ": spun for " .. cpu .. " s of CPU")
+      assert.is_true(tonumber(after) > 0, backend .. ": accepted nothing once descriptors were free")
+    end
+  end)
+
   it("connects to localhost whichever family answers", function()
     local loop = net.loop()
     local l = assert(loop:listen("127.0.0.1:0"))
