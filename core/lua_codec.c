@@ -913,7 +913,7 @@ static int schema_decode(lua_State *L)
   if (rc) return fail_nil(L, err.msg);
   finish_msg(c, &c->f[0]);
   lua_settop(L, root);
-  if (!partial) {
+  if (!partial && (m->flags & LGRPC_M_HAS_REQUIRED)) {
     char path[600];
     size_t plen = (size_t)snprintf(path, sizeof path, "%s", m->full_name);
     if (check_required(L, S->s, c->names, m, root, path, plen, sizeof path, 0)) return fail_nil(L, path);
