@@ -31,13 +31,31 @@ local LABELS = { LABEL_OPTIONAL = 1, LABEL_REQUIRED = 2, LABEL_REPEATED = 3 }
 local T_GROUP, T_MESSAGE, T_ENUM, T_STRING, T_BYTES = 10, 11, 14, 9, 12
 local L_REPEATED = 3
 
--- protoc writes bytes defaults C-escaped (CEscape): undo it
+-- protoc writes bytes defaults C-escaped (CEscape: \n \r \t \" \' \\ and octal \NNN); undo it
+-- in one pass (hex \xHH and the other C escapes are read too)
 local ESC = { n = "\n", r = "\r", t = "\t", a = "\a", b = "\b", f = "\f", v = "\v",
               ["\\"] = "\\", ["'"] = "'", ['"'] = '"', ["?"] = "?" }
 local function unescape(s)
-  return (s:gsub("\\(x%x%x?)", function(h) return string.char(tonumber(h:sub(2), 16)) end)
-           :gsub("\\([0-7][0-7]?[0-7]?)", function(o) return string.char(tonumber(o, 8) % 256) end)
-           :gsub("\\(.)", function(c) return ESC[c] or ("\\" .. c) end))
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local j = s:find("\\", i, true)
+    if not j then out[#out + 1] = s:sub(i) break end
+    out[#out + 1] = s:sub(i, j - 1)
+    local oct = s:match("^[0-7][0-7]?[0-7]?", j + 1)
+    local hex = not oct and s:match("^[xX](%x%x?)", j + 1)
+    if oct then
+      out[#out + 1] = string.char(tonumber(oct, 8) % 256)
+      i = j + 1 + #oct
+    elseif hex then
+      out[#out + 1] = string.char(tonumber(hex, 16))
+      i = j + 2 + #hex
+    else
+      local c = s:sub(j + 1, j + 1)
+      out[#out + 1] = ESC[c] or c
+      i = j + 2
+    end
+  end
+  return table.concat(out)
 end
 
 local function enum_code(map, v, what)
