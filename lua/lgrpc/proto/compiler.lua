@@ -554,8 +554,35 @@ function Builder:not_found(u, full_tried, resolved_name)
   raise(u.pos, '"' .. u.name .. '" is not defined.')
 end
 
-function Builder:resolve()
+-- the unresolved names in protoc's CrossLink order: per message its nested types, then its
+-- fields, then its extensions; per file messages, extensions, services; extendee before type
+function Builder:crosslink_order()
+  local by_desc = {}
   for _, u in ipairs(self.unresolved) do
+    local list = by_desc[u.desc]
+    if not list then list = {}; by_desc[u.desc] = list end
+    if u.field == "extendee" then table.insert(list, 1, u) else list[#list + 1] = u end
+  end
+  local out = {}
+  local function add(desc)
+    for _, u in ipairs(by_desc[desc] or {}) do out[#out + 1] = u end
+  end
+  local function message(m)
+    for _, n in ipairs(m.nested_type or {}) do message(n) end
+    for _, f in ipairs(m.field or {}) do add(f) end
+    for _, x in ipairs(m.extension or {}) do add(x) end
+  end
+  local fdp = self.fdp
+  for _, m in ipairs(fdp.message_type or {}) do message(m) end
+  for _, x in ipairs(fdp.extension or {}) do add(x) end
+  for _, sv in ipairs(fdp.service or {}) do
+    for _, m in ipairs(sv.method or {}) do add(m) end
+  end
+  return out
+end
+
+function Builder:resolve()
+  for _, u in ipairs(self:crosslink_order()) do
     if u.direct then
       u.desc[u.field] = u.direct
     else
@@ -943,8 +970,15 @@ function Builder:check_enum(e, scope)
       seen[stripped] = seen[stripped] or v
     end
   end
-  for _, rr in ipairs(e.reserved_range or {}) do
+  for i, rr in ipairs(e.reserved_range or {}) do
     if rr["end"] < rr.start then raise(self:pos_of(rr, "pos"), "Reserved range end number must be greater than start number.") end
+    for j = 1, i - 1 do
+      local o = e.reserved_range[j]
+      if rr.start <= o["end"] and o.start <= rr["end"] then
+        raise(self:pos_of(rr, "pos"), "Reserved range " .. rr.start .. " to " .. rr["end"] ..
+          " overlaps with already-defined range " .. o.start .. " to " .. o["end"] .. ".")
+      end
+    end
   end
   local reserved_names = {}
   for _, n in ipairs(e.reserved_name or {}) do reserved_names[n] = true end
