@@ -53,6 +53,7 @@ struct lgrpc_conn {
   struct sockaddr_storage *cands;  /* connect: every resolved address */
   socklen_t *candlen;
   size_t ncands, cand;
+  int64_t connect_timeout, connect_deadline; /* ms; 0: none */
   char peer[128];
   void *ud;
 };
@@ -542,6 +543,7 @@ static int try_connect(lgrpc_conn *c, char *err, size_t errlen)
     if (connect(fd, sa, c->candlen[c->cand]) == 0 || errno == EINPROGRESS) {
       c->fd = fd;
       c->state = C_CONNECTING;
+      c->connect_deadline = c->connect_timeout > 0 ? lgrpc_loop_clock() + c->connect_timeout : 0;
       c->out_registered = 1;
       reg(c->loop, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLOUT, &c->tag);
       return 0;
@@ -555,7 +557,7 @@ static int try_connect(lgrpc_conn *c, char *err, size_t errlen)
 }
 
 lgrpc_conn *lgrpc_loop_connect(lgrpc_loop *lp, const char *addr, const lgrpc_h2_config *cfg,
-                               char *err, size_t errlen)
+                               int64_t connect_timeout, char *err, size_t errlen)
 {
   char host[256], port[16];
   int kind = split_addr(addr, host, sizeof host, port, sizeof port);
@@ -619,16 +621,19 @@ lgrpc_conn *lgrpc_loop_connect(lgrpc_loop *lp, const char *addr, const lgrpc_h2_
   c->cands = cands;
   c->candlen = lens;
   c->ncands = n;
+  c->connect_timeout = connect_timeout;
   char e[200];
   if (try_connect(c, e, sizeof e) != 0) conn_fail(c, e);
   return c;
 }
 
-static void conn_connected(lgrpc_conn *c)
+/* The connect finished (or timed out: `timed_out`); on failure try the next address. */
+static void conn_connected(lgrpc_conn *c, int timed_out)
 {
   int soerr = 0;
   socklen_t sl = sizeof soerr;
-  getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+  if (timed_out) soerr = ETIMEDOUT;
+  else getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
   if (soerr == 0) {
     c->state = C_OPEN;
     queue(c->loop, LGRPC_LEV_CONNECT, c, NULL, NULL);
@@ -749,7 +754,7 @@ static void handle(lgrpc_loop *lp, fd_tag *tag, int readable, int writable, int 
   } else {
     lgrpc_conn *c = tag->ptr;
     if (c->state == C_CONNECTING) {
-      if (writable || hup) conn_connected(c);
+      if (writable || hup) conn_connected(c, 0);
       return;
     }
     if (c->state != C_OPEN) return;
@@ -781,6 +786,10 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
   for (lgrpc_conn *c = lp->conns; c; c = c->next) {
     int64_t when;
     lgrpc_h2_stats st;
+    if (c->state == C_CONNECTING && c->connect_deadline) {
+      int64_t d = c->connect_deadline - lp->now;
+      if (wait < 0 || d < wait) wait = d < 0 ? 0 : d;
+    }
     lgrpc_h2_stats_get(c->sess, &st);
     if (st.queued_events) wait = 0;
     if (lgrpc_h2_next_deadline(c->sess, &when)) {
@@ -840,6 +849,8 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
     queue(lp, LGRPC_LEV_TIMER, NULL, NULL, t);
   }
   for (lgrpc_conn *c = lp->conns; c; c = c->next) {
+    if (c->state == C_CONNECTING && c->connect_deadline && c->connect_deadline <= lp->now)
+      conn_connected(c, 1);
     lgrpc_h2_tick(c->sess, lp->now);
     /* a session that ended without socket trouble (GOAWAY exchange, protocol error) */
     if (c->state == C_OPEN && !lgrpc_h2_alive(c->sess)) conn_flush(c);

@@ -54,8 +54,9 @@ void lgrpc_listener_set_ud(lgrpc_listener *l, void *ud);
 void *lgrpc_listener_ud(const lgrpc_listener *l);
 
 /* Connections. */
+/* connect_timeout: ms per address tried (0: the kernel's own). */
 lgrpc_conn *lgrpc_loop_connect(lgrpc_loop *lp, const char *addr, const lgrpc_h2_config *cfg,
-                               char *err, size_t errlen);
+                               int64_t connect_timeout, char *err, size_t errlen);
 lgrpc_h2_session *lgrpc_conn_session(lgrpc_conn *c);
 const char *lgrpc_conn_peer(const lgrpc_conn *c);
 void lgrpc_conn_adopt(lgrpc_conn *c, void *ud); /* the binding owns it from now on */

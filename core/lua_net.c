@@ -823,8 +823,10 @@ static int lo_connect(lua_State *L)
   int explicit_authority = lua_isstring(L, -1);
   lua_pop(L, 1);
   if (!explicit_authority) cfg.authority[0] = 0;
+  int64_t connect_timeout = 0;
+  if (lua_istable(L, 3)) connect_timeout = (int64_t)opt_int(L, 3, "connect_timeout", 0, 0, (lua_Integer)1 << 40);
   char err[256];
-  lgrpc_conn *c = lgrpc_loop_connect(ll->lp, addr, &cfg, err, sizeof err);
+  lgrpc_conn *c = lgrpc_loop_connect(ll->lp, addr, &cfg, connect_timeout, err, sizeof err);
   if (!c) return fail(L, err);
   lsession *ls = new_session_ud(L, lgrpc_conn_session(c), c, 1);
   lgrpc_conn_adopt(c, ls);

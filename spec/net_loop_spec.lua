@@ -237,6 +237,28 @@ describe("net loop", function()
     loop:close()
   end)
 
+  it("gives up a connect that hangs after connect_timeout", function()
+    local loop = net.loop()
+    local portfile, log = tmpname("hole"), tmpname("log")
+    spawn(top .. "/spec/support/net_blackhole.py " .. portfile, log)
+    assert(run(loop, function() end, function() return readfile(portfile) ~= nil end, 20000),
+           "blackhole did not start: " .. tostring(readfile(log)))
+    local port, pid = readfile(portfile):match("(%d+) (%d+)")
+    os.remove(portfile); os.remove(log)
+    local t0 = loop:now()
+    local sess = assert(loop:connect("127.0.0.1:" .. port, { connect_timeout = 200 }))
+    local closed
+    run(loop, function(ev) if ev.type == "closed" then closed = ev end end,
+        function() return closed ~= nil end, 5000)
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    assert.is_table(closed)
+    assert.equal(sess, closed.session)
+    assert.equal("ETIMEDOUT: connection timed out (127.0.0.1:" .. port .. ")", closed.error)
+    assert.is_true(loop:now() - t0 >= 190)
+    assert.is_true(loop:now() - t0 < 3000)
+    loop:close()
+  end)
+
   it("fires timers, cancels them, and wakes up", function()
     local loop = net.loop()
     local t0 = loop:now()
