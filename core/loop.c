@@ -495,6 +495,9 @@ void lgrpc_conn_unlink(lgrpc_conn *c)
 {
   lgrpc_loop *lp = c->loop;
   if (!lp) return;
+  /* last words (a final GOAWAY) still buffered: one more try before the socket goes */
+  if (c->fd >= 0 && c->state == C_OPEN && c->wbuf.len > c->woff)
+    (void)!send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL);
   conn_close_fd(c);
   if (c->prev) c->prev->next = c->next; else lp->conns = c->next;
   if (c->next) c->next->prev = c->prev;
