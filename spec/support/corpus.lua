@@ -218,6 +218,21 @@ function corpus.position(stderr)
   return nil
 end
 
+-- protoc's first error (warnings skipped, and "X.proto: File not found.", which protoc prints
+-- before the error at the import statement): { text, quoted = first "..." in it, and file, line,
+-- col, message when it has a position }; or nil when stderr holds no error line.
+function corpus.first_error(stderr)
+  for line in (stderr or ""):gmatch("[^\n]+") do
+    if not line:match("^%[libprotobuf") and not line:match(": warning: ") and
+        not line:match("^[^:]*: File not found%.$") then
+      local e = corpus.position(line) or { text = line }
+      e.quoted = line:match('"(.-)"')
+      return e
+    end
+  end
+  return nil
+end
+
 -- True when text looks like a Lua traceback or an uncaught Lua error.
 function corpus.has_traceback(text)
   return text:find("stack traceback:", 1, true) ~= nil
