@@ -116,6 +116,14 @@ typedef struct lsrc {
   sframe f[FRAMES];
 } lsrc;
 
+/* double to float without undefined behaviour: out of range becomes an infinity */
+static float to_float(double d)
+{
+  if (d > 3.4028234663852886e38) return (float)INFINITY;
+  if (d < -3.4028234663852886e38) return -(float)INFINITY;
+  return (float)d;
+}
+
 static const char *type_name_at(lua_State *L, int idx)
 {
   int t = lua_type(L, idx);
@@ -192,7 +200,7 @@ static int src_convert(lsrc *c, const lgrpc_field *f, int idx, lgrpc_value *v)
     if (lua_type(L, idx) != LUA_TNUMBER)
       return lgrpc_codec_fail(c->err, LGRPC_ECODEC_VALUE, "expected number, got %s", type_name_at(L, idx));
     if (f->type == LGRPC_TYPE_DOUBLE) v->v.d = (double)lua_tonumber(L, idx);
-    else v->v.f = (float)lua_tonumber(L, idx);
+    else v->v.f = to_float((double)lua_tonumber(L, idx));
     return 0;
   case LGRPC_TYPE_BOOL:
     if (lua_type(L, idx) != LUA_TBOOLEAN)
@@ -1019,7 +1027,7 @@ static int parse_default(lua_State *L, lgrpc_field *f, int idx, char *err, size_
     char *end;
     double d = strtod(s, &end);
     if (end == s) break;
-    if (f->type == LGRPC_TYPE_DOUBLE) f->def.v.d = d; else f->def.v.f = (float)d;
+    if (f->type == LGRPC_TYPE_DOUBLE) f->def.v.d = d; else f->def.v.f = to_float(d);
     return 0;
   }
   default:

@@ -289,6 +289,11 @@ describe("lgrpc.proto.codec", function()
       assert.equal(-1 / 0, 1 / d.r_float[3])
     end)
 
+    it("writes a double beyond float range into a float field as an infinity", function()
+      assert.equal("150000807f", hex(assert(p3:encode("codec.p3.Scalars", { f_float = 1e300 }))))
+      assert.equal("15000080ff", hex(assert(p3:encode("codec.p3.Scalars", { f_float = -1e39 }))))
+    end)
+
     it("decodes enums as names, or numbers on request; unnamed open values as numbers", function()
       assert.same({ f_enum = "GREEN" }, p3:decode("codec.p3.Scalars", unhex("6002")))
       assert.same({ f_enum = 2 }, p3:decode("codec.p3.Scalars", unhex("6002"), { enums = "number" }))
