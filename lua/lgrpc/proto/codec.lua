@@ -15,7 +15,13 @@
 -- negative integer with the same 64 bits); LuaJIT decodes them as numbers up to 2^53 in
 -- magnitude and as decimal strings beyond. int64 = "string" gives decimal strings everywhere
 -- (unsigned types as unsigned decimals). Encoding accepts integers, integral floats, decimal
--- strings, and LuaJIT int64_t/uint64_t cdata (read through tostring: "123LL", "123ULL").
+-- strings, and LuaJIT int64_t/uint64_t cdata (read through tostring: "123LL", "123ULL"; any
+-- other cdata is refused). uint64/fixed64 also take -2^63..-1 as their two's-complement bits.
+--
+-- Tables are read with rawget (metatables are not consulted); keys that name no field are
+-- ignored. Extensions are keyed "[full.name]", unknown fields are the raw records in "$unknown".
+-- new() and decode{defaults = true} fill every absent scalar outside a oneof, explicit-presence
+-- ones included, so encoding such a table writes those fields.
 local core = require "lgrpc.core"
 local C = core.codec
 
