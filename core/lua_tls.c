@@ -6,7 +6,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include "lua_bind.h"
-#include "tls.h"
+#include "lua_tls.h"
 
 #define MT_CONTEXT "lgrpc.tls.context"
 #define MT_CONN "lgrpc.tls.connection"
@@ -120,6 +120,13 @@ static int tls_context(lua_State *L)
   luaL_getmetatable(L, MT_CONTEXT);
   lua_setmetatable(L, -2);
   return 1;
+}
+
+lgrpc_tls_ctx *lgrpc_lua_tls_checkcontext(lua_State *L, int idx)
+{
+  lcontext *lc = checkud(L, idx, MT_CONTEXT);
+  if (!lc->c) luaL_error(L, "tls context is closed");
+  return lc->c;
 }
 
 static int cx_gc(lua_State *L)
@@ -299,6 +306,19 @@ static void push_identity(lua_State *L, lgrpc_tls *t)
     lua_rawseti(L, -2, (int)i + 1);
   }
   lua_setfield(L, -2, "chain");
+}
+
+void lgrpc_lua_tls_push_info(lua_State *L, lgrpc_tls *t)
+{
+  lua_createtable(L, 0, 6);
+  setstr(L, "version", lgrpc_tls_version(t));
+  setstr(L, "cipher", lgrpc_tls_cipher(t));
+  setstr(L, "alpn", lgrpc_tls_alpn(t));
+  setstr(L, "server_name", lgrpc_tls_server_name(t));
+  lua_pushboolean(L, lgrpc_tls_resumed(t));
+  lua_setfield(L, -2, "resumed");
+  push_identity(L, t);
+  lua_setfield(L, -2, "peer_identity");
 }
 
 static int cn_peer_identity(lua_State *L)

@@ -347,3 +347,57 @@ describe("tls (sans-IO)", function()
     assert.equal("still works", p.sdata)
   end)
 end)
+
+-- lgrpc.tls: the option tables of servers and channels.
+describe("lgrpc.tls", function()
+  local ltls = require("lgrpc.tls")
+  setup(function() c = certs.get() end)
+  teardown(function() certs.cleanup() end)
+
+  it("builds server and client contexts from option tables", function()
+    local sctx = assert(ltls.server_context({ cert_file = c.path("server.pem"), key_file = c.path("server.key"),
+      client_ca_file = c.path("ca.pem"), handshake_timeout = 0.25 }))
+    assert.equal("server", sctx:role())
+    local conn = sctx:connection()
+    conn:tick(1000)
+    assert.equal(1250, conn:next_deadline()) -- seconds became ms
+    local cctx = assert(ltls.client_context({ ca_file = c.path("ca.pem"), cert_file = c.path("client.pem"),
+      key_file = c.path("client.key"), server_host_override = "foo.test.google.fr" }))
+    assert.equal("client", cctx:role())
+    -- a client CA alone means "require"
+    local p = connect(client_ctx(), sctx, "localhost", "x")
+    assert.equal("peer did not return a certificate", p.serr)
+    p = connect(cctx, sctx, "localhost", "x")
+    assert.equal("x", p.sdata)
+    assert.equal("client", assert(ltls.client_context(true)):role())
+  end)
+
+  it("raises on misspelt options and wrong types, returns nil, err on unusable files", function()
+    assert.has_error(function() ltls.server_context({ certfile = "x" }) end,
+      "lgrpc.tls.server_context: unknown tls option certfile")
+    assert.has_error(function() ltls.client_context({ insecure_skip_verify = "yes" }) end,
+      "lgrpc.tls.client_context: tls option insecure_skip_verify: boolean expected, got string")
+    assert.has_error(function() ltls.client_context("x") end,
+      "lgrpc.tls.client_context: tls options table expected, got string")
+    local ctx, err = ltls.server_context({ cert_file = c.path("server.pem"), key_file = "/nonexistent.key" })
+    assert.is_nil(ctx)
+    assert.equal("key_file /nonexistent.key: No such file or directory", err)
+    ctx, err = ltls.server_context({ cert_file = c.path("server.pem"), key_file = c.path("server.key"),
+      handshake_timeout = -1 })
+    assert.is_nil(ctx)
+    assert.equal("handshake_timeout: seconds >= 0 expected", err)
+  end)
+
+  it("describes a connection as grpc's auth context does", function()
+    local p = connect(client_with("client"), mtls_server("require"), "localhost", "x")
+    local info = p.s:info()
+    info.peer_identity = p.s:peer_identity()
+    local ac = ltls.auth_context(info)
+    assert.equal("ssl", ac.transport_security_type)
+    assert.equal("client-1", ac.x509_common_name)
+    assert.same({ "client-1.test", "spiffe://lgrpc.test/client-1" }, ac.x509_subject_alternative_name)
+    assert.equal(info.peer_identity.chain[1], ac.x509_pem_cert)
+    assert.is_true(ac.peer_verified)
+    assert.equal("insecure", ltls.auth_context(nil).transport_security_type)
+  end)
+end)
