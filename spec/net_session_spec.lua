@@ -272,6 +272,13 @@ describe("net session", function()
       assert.equal(13, se[2].status)
       assert.equal(1, #frames_of(s:send_pending(), raw.TYPE.HEADERS))
 
+      -- grpc-encoding: identity is no encoding either
+      s, sfeed = raw_client()
+      se = sfeed(raw.headers(1, raw.grpc_request_headers(nil, { { "grpc-encoding", "identity" } }), false)
+                 .. raw.data(1, raw.message("zz", true)))
+      assert.same({ "request", "cancel" }, pair.types(se))
+      assert.equal(13, se[2].status)
+
       -- with an encoding the flag is fine and reported
       s, sfeed = raw_client()
       se = sfeed(raw.headers(1, raw.grpc_request_headers(nil, { { "grpc-encoding", "gzip" } }), false)
