@@ -514,6 +514,84 @@ describe("built-in interceptors", function()
     end)
   end)
 
+  describe("docs/auth.md", function()
+    local function examples()
+      local f = assert(io.open(kit.top .. "/docs/auth.md", "rb"))
+      local text = f:read("*a")
+      f:close()
+      local found = {}
+      for name, body in text:gmatch("```lua\n%-%- example: (%w+)\n(.-)```") do found[name] = body end
+      return found
+    end
+
+    -- runs an example with print and io.stderr captured; every print must show what the
+    -- `-->` comment on its line says
+    local function run(src, files)
+      for name, path in pairs(files or {}) do
+        src = src:gsub('"' .. name:gsub("%p", "%%%0") .. '"', function() return '"' .. path .. '"' end)
+      end
+      local printed, expected, stderr = {}, {}, {}
+      for line in src:gmatch("[^\n]+") do
+        local want = line:match("^.*print%(.*%-%-> (.-)%s*$")
+        if want then expected[#expected + 1] = want end
+      end
+      local err_file = { write = function(self, ...)
+        for _, s in ipairs{ ... } do stderr[#stderr + 1] = s end
+        return self
+      end, flush = function() end }
+      local env = setmetatable({
+        print = function(...)
+          local parts = {}
+          for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+          printed[#printed + 1] = table.concat(parts, "\t")
+        end,
+        io = setmetatable({ stderr = err_file }, { __index = io }),
+      }, { __index = _G })
+      local chunk = assert(load(src, "=docs/auth.md", "t", env))
+      chunk()
+      assert.is_true(#expected > 0)
+      assert.are.same(expected, printed)
+      local lines = {}
+      for line in table.concat(stderr):gmatch("[^\n]+") do lines[#lines + 1] = assert(core.json.decode(line)) end
+      return lines
+    end
+
+    it("runs the static token example as written", function()
+      local ex = examples()
+      assert.is_string(ex.tokens)
+      local log = run(ex.tokens)
+      assert.are.equal(4, #log)
+      assert.are.same({ "OK", "UNAUTHENTICATED", "UNAUTHENTICATED", "UNKNOWN" },
+        { log[1].status, log[2].status, log[3].status, log[4].status })
+      assert.are.equal("build-bot", log[1].subject)
+      assert.are.equal("/hello.Greeter/Hello", log[1].method)
+    end)
+
+    it("runs the JWT example as written, with tokens made now", function()
+      local ex = examples()
+      assert.is_string(ex.jwt)
+      local p = assert(io.popen("env -u LD_PRELOAD /usr/bin/python3 " .. kit.top ..
+        "/spec/support/jwt_tokens.py " .. os.time()))
+      local tree = assert(core.json.decode(p:read("*a")))
+      p:close()
+      local files = {}
+      local function put(name, content)
+        local path = os.tmpname()
+        local f = assert(io.open(path, "wb"))
+        f:write(content, "\n")
+        f:close()
+        files[name] = path
+      end
+      put("jwks.json", assert(core.json.encode(tree.jwks)))
+      put("token.jwt", tree.tokens.RS256)
+      put("read-only.jwt", tree.tokens.no_scope)
+      put("expired.jwt", tree.tokens.expired)
+      local ok, err = pcall(run, ex.jwt, files)
+      for _, path in pairs(files) do os.remove(path) end
+      assert(ok, err)
+    end)
+  end)
+
   it("orders log, recovery and auth: each sees what the inner ones decided", function()
     local T = fixtures().tokens
     local lines, order = {}, {}
