@@ -352,8 +352,8 @@ local group_rest = Cmt(Cp() * kw"group", function(s, i, p)
   (sym"=" + fail("Missing field number.")) * field_number *
   field(V"fieldOptions", "options") ^ -1 *
   Cmt(Cp(), function()
-    if syntax_seen == "proto3" then raise(group_kw_pos, "Groups are not supported in proto3 syntax.") end
     if not group_name:match("^[A-Z]") then raise(group_name_pos, "Group names must start with a capital letter.") end
+    if syntax_seen == "proto3" then raise(group_kw_pos, "Groups are not supported in proto3 syntax.") end
     return true
   end) *
   expect(sym"{", "Missing group body.") * field(V"messageBody", "body") *
