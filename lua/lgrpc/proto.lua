@@ -67,7 +67,8 @@ local function each_symbol(fdp, fn)
 end
 
 --- A new, empty pool. opts.include: array of include directories (searched in order, then the
---- system directory for google/protobuf/*.proto).
+--- system directory for google/protobuf/*.proto). opts.max_depth (message nesting, default 100)
+--- and opts.max_size (largest encoded message, default 2^31-1) bound the codec.
 function proto.pool(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("options table expected", 2) end
@@ -83,6 +84,8 @@ function proto.pool(opts)
     _by_name = {},    -- virtual file name -> descriptor table
     _symbols = {},    -- full name -> { kind, desc, file }
     _schema = nil,    -- C schema over all files, built on first use
+    _limits = (opts.max_depth or opts.max_size)
+      and { max_depth = opts.max_depth, max_size = opts.max_size } or nil,
   }, Pool)
 end
 
@@ -91,7 +94,8 @@ end
 function proto.load(spec)
   if type(spec) == "string" then spec = { spec } end
   if type(spec) ~= "table" then error("proto.load: table of file names expected", 2) end
-  local pool = proto.pool{ include = spec.include or { "." }, system_include = spec.system_include }
+  local pool = proto.pool{ include = spec.include or { "." }, system_include = spec.system_include,
+                           max_depth = spec.max_depth, max_size = spec.max_size }
   local ok, err = pool:load(spec)
   if not ok then return nil, err end
   return pool
@@ -239,7 +243,7 @@ local function schema(self)
   if not s then
     local codec = require "lgrpc.proto.codec"
     local err
-    s, err = codec.schema(self._files)
+    s, err = codec.schema(self._files, self._limits)
     if not s then return nil, err end
     self._schema = s
   end
