@@ -85,6 +85,8 @@ local CASES = {
   { "default_wrong_type.proto", "default of the wrong type" },
   { "default_unknown_enum_value.proto", "default naming no enum value", mentions = { "B" } },
   { "default_int_out_of_range.proto", "default out of range" },
+  { "default_negative_number_for_enum.proto", "negative number as an enum default",
+    known = "lgrpc reports the '-', protoc the number after it" },
   { "packed_non_repeated.proto", "[packed] on a singular field" },
   { "packed_string.proto", "[packed] on repeated strings" },
   { "json_name_on_extension.proto", "json_name on an extension" },
@@ -180,7 +182,7 @@ end)
 -- Whatever protoc makes of each, lgrpc must agree: reject at protoc's first FILE:LINE:COL, or
 -- accept and write protoc's exact set. Each compile runs under an instruction budget, so a hang
 -- is a failure, not a stuck suite.
-local function damaged_files(title, SOURCES, PER_FILE, seed)
+local function damaged_files(title, SOURCES, PER_FILE, seed, mode)
 describe(title, function()
   local BYTES = { ";", "{", "}", "\"", "'", "=", "/", "*", "\n", "0", "9", "x", ".", "-", "\\",
     "<", ">", "[", "]", "(", ")", "\t", " ", "a", "_", ",", ":", "\0", "\255", "\r" }
@@ -233,11 +235,57 @@ describe(title, function()
       string.format("lines %d and %d swapped: %q, %q", i, i + 1, lines[i + 1], lines[i])
   end
 
+  -- Token-level damage, aimed at the semantic rules rather than the grammar: an identifier,
+  -- number or string replaced by another of the same file (or a number by a boundary value), or
+  -- an identifier dropped.
+  local NUMBERS = { "0", "1", "-1", "19000", "19999", "536870911", "536870912", "2147483647",
+    "2147483648", "-2147483649", "4294967296", "18446744073709551616", "0x7FFFFFFF", "1.5" }
+  local function tokens_of(text)
+    local t = { ident = {}, number = {}, string = {} }
+    for a, tok, b in text:gmatch("()([%a_][%w_]*)()") do
+      local before = text:sub(a - 1, a - 1)
+      if not before:match("[%w_]") then t.ident[#t.ident + 1] = { a, b - 1, tok } end
+    end
+    for a, tok, b in text:gmatch("()(%-?%d[%w%.]*)()") do
+      local before = text:sub(a - 1, a - 1)
+      if not before:match("[%w_%.]") then t.number[#t.number + 1] = { a, b - 1, tok } end
+    end
+    for a, tok, b in text:gmatch('()("[^"\n]*")()') do t.string[#t.string + 1] = { a, b - 1, tok } end
+    return t
+  end
+
+  local function mutate_tokens(text, toks)
+    local kinds = {}
+    if #toks.ident > 1 then kinds[#kinds + 1] = "ident"; kinds[#kinds + 1] = "drop" end
+    if #toks.number > 0 then kinds[#kinds + 1] = "number" end
+    if #toks.string > 1 then kinds[#kinds + 1] = "string" end
+    local kind = kinds[rand(#kinds)]
+    local list = toks[kind == "drop" and "ident" or kind]
+    local victim = list[rand(#list)]
+    local new
+    if kind == "drop" then
+      new = ""
+    elseif kind == "number" and rand(2) == 1 then
+      new = NUMBERS[rand(#NUMBERS)]
+    else
+      new = list[rand(#list)][3]
+    end
+    local a, b, old = victim[1], victim[2], victim[3]
+    local line = select(2, text:sub(1, a - 1):gsub("\n", "")) + 1
+    local damaged = text:sub(1, a - 1) .. new .. text:sub(b + 1)
+    local how = kind == "drop" and string.format("%q dropped", old)
+      or string.format("%s %q became %q", kind, old, new)
+    return damaged, how, string.format("line %d: %s", line, how)
+  end
+
   local cases = {}
   for _, src in ipairs(SOURCES) do
     local text = assert(corpus.read_file(src.roots[1] .. "/" .. src.file))
+    local toks = mode == "tokens" and tokens_of(text)
     for n = 1, PER_FILE do
-      local damaged, how, detail = mutate(text)
+      local damaged, how, detail
+      if toks then damaged, how, detail = mutate_tokens(text, toks)
+      else damaged, how, detail = mutate(text) end
       cases[#cases + 1] = { src = src, text = damaged, how = how, detail = detail, n = n }
     end
   end
@@ -305,6 +353,11 @@ describe(title, function()
   local KNOWN = {
     { "Reserved range", "overlapping reserved ranges in an enum are accepted" },
     { "Integer out of range", "an out-of-range number is reported after a later syntax error" },
+    { function(r, failure)
+        return failure:find('protoc: [^\n]-Expected "%]"') and
+          not failure:find('lgrpc: [^\n]-Expected "%]"')
+      end, "a negative number as the default of a field of a named type: protoc's parser " ..
+        "expects ']' right after the '-'" },
     { "inside block comment.  Block comments cannot be nested", "'/*' inside a block comment" },
     { function(r, failure)
         local p = failure:match('protoc: [^\n]-"([^"]+)" is already defined')
@@ -381,3 +434,14 @@ local function corpus_sample(every)
   return sources
 end
 damaged_files("proto errors: damaged corpus files #heavy", corpus_sample(20), 8, 7)
+
+damaged_files("proto errors: real files with a token changed", {
+  { roots = { OPTIONS }, file = "targets.proto" },
+  { roots = { OPTIONS }, file = "values.proto" },
+  { roots = { OPTIONS }, file = "local.proto" },
+  { roots = { OPTIONS }, file = "names.proto" },
+  { roots = { OPTIONS }, file = "shapes.proto" },
+  { roots = { OPTIONS }, file = "proto3_shapes.proto" },
+  { roots = { OPTIONS }, file = "defs.proto" },
+  { roots = { "/usr/share/grpc-proto" }, file = "grpc/testing/messages.proto" },
+}, 25, 4242, "tokens")
