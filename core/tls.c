@@ -188,7 +188,9 @@ lgrpc_tls_ctx *lgrpc_tls_ctx_new(const lgrpc_tls_options *o, char *err, size_t e
   SSL_CTX_set_cipher_list(sc, "ECDHE+AESGCM:ECDHE+CHACHA20");
   SSL_CTX_set_options(sc, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                           SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
+  /* the chain sent is the one the certificate file or PEM holds, never one built from the CAs
+   * trusted for verifying peers */
+  SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
 
   if (o->cert && o->cert_file) { snprintf(err, errlen, "cert and cert_file are exclusive"); goto fail; }
   if (o->key && o->key_file) { snprintf(err, errlen, "key and key_file are exclusive"); goto fail; }
