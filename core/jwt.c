@@ -314,6 +314,14 @@ static int b64url(const char *s, size_t n, unsigned char **out, size_t *outlen)
           c == '-' || c == '_'))
       return LGRPC_EJWT_FORMAT;
   }
+  /* the last character's unused bits must be zero: one encoding per byte string, so a token
+   * cannot be altered without breaking its signature (deny lists may key on the text) */
+  if (n % 4 != 0) {
+    static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int v = (int)(strchr(alphabet, s[n - 1]) - alphabet);
+    if (v & (n % 4 == 2 ? 0x0f : 0x03)) return LGRPC_EJWT_FORMAT;
+  }
   unsigned char *buf = malloc(n + 1); /* owner: the caller (n + 1: never malloc(0)) */
   if (!buf) return LGRPC_EJWT_NOMEM;
   long len = n ? lgrpc_json_base64_decode(s, n, buf) : 0;

@@ -239,6 +239,63 @@ describe("built-in interceptors", function()
       srv:shutdown(0)
     end)
 
+    it("gives a grpcio client the same statuses", function()
+      local T = fixtures().tokens
+      local srv, port = kit.server(handlers)
+      srv:use(interceptors.auth{ verifier = jwt_verifier(),
+        scopes = { ["/lgrpctest.Echo/Bidi"] = { "admin" } } })
+      local calls = {
+        { name = "valid", token = T.ES256 },
+        { name = "missing" },
+        { name = "expired", token = T.expired },
+        { name = "wrong_key", token = T.wrong_key_rs },
+        { name = "alg_none", token = T.alg_none },
+        { name = "confused", token = T.hs_with_rsa_public_key },
+        { name = "tampered", token = T.tampered_payload_rs },
+        { name = "audience", token = T.wrong_audience },
+        { name = "bidi_denied", token = T.HS256, method = "Bidi" },
+        { name = "bidi_unauthenticated", token = T.not_yet_valid, method = "Bidi" },
+      }
+      local tree = setmetatable({ "calls", calls = setmetatable({}, core.json.array) }, core.json.object)
+      for i, c in ipairs(calls) do
+        local o = setmetatable({ "name", name = c.name }, core.json.object)
+        if c.token then o[#o + 1] = "token" o.token = c.token end
+        if c.method then o[#o + 1] = "method" o.method = c.method end
+        tree.calls[i] = o
+      end
+      local inp, out = os.tmpname(), os.tmpname()
+      local f = assert(io.open(inp, "wb"))
+      local body = assert(core.json.encode(tree))
+      f:write(body)
+      f:close()
+      os.execute(("env -u LD_PRELOAD timeout 60 /usr/bin/python3 %s/spec/support/jwt_grpcio_client.py " ..
+        "127.0.0.1:%d %s %s > %s.log 2>&1 &"):format(kit.top, port, inp, out, out))
+      local text = ""
+      local t0 = lgrpc.now()
+      while lgrpc.now() - t0 < 30 do
+        local r = io.open(out, "rb")
+        text = r and r:read("*a") or ""
+        if r then r:close() end
+        if text:find("DONE") then break end
+        lgrpc.sleep(0.05)
+      end
+      local lf = io.open(out .. ".log", "rb")
+      local log = lf and lf:read("*a") or ""
+      if lf then lf:close() end
+      os.remove(inp) os.remove(out) os.remove(out .. ".log")
+      assert(text:find("DONE"), "grpcio client did not finish: " .. log)
+      local got = plain(assert(core.json.decode(text:match("^[^\n]+"))))
+      assert.are.same({ code = "OK", details = "" }, got.valid)
+      assert.are.same({ code = "UNAUTHENTICATED", details = "missing bearer token" }, got.missing)
+      assert.are.same({ code = "UNAUTHENTICATED", details = "invalid token: token expired" }, got.expired)
+      for _, name in ipairs{ "wrong_key", "alg_none", "confused", "tampered", "audience",
+        "bidi_unauthenticated" } do
+        assert.are.equal("UNAUTHENTICATED", got[name].code, name)
+      end
+      assert.are.same({ code = "PERMISSION_DENIED", details = "missing scope admin" }, got.bidi_denied)
+      srv:shutdown(0)
+    end)
+
     it("refuses bad options and client-side use", function()
       assert.has_error(function() interceptors.auth{} end,
         "lgrpc.interceptors.auth: verifier (auth.jwt, auth.tokens) or verify function expected")
