@@ -60,8 +60,9 @@ describe("lgrpc.auth JWT verification", function()
       auth.algorithms)
   end)
 
-  it("keeps int64 claims exact on both interpreters", function()
+  it("keeps int64 claims exact on both interpreters, and null as auth.null", function()
     local claims = verifier():verify(T.HS256)
+    assert.are.equal(auth.null, claims.nothing)
     if math.type then
       assert.are.equal(9007199254740993, claims.big)
       assert.are.equal("integer", math.type(claims.big))
@@ -273,6 +274,40 @@ describe("lgrpc.auth JWT verification", function()
         end
       end
     end
+  end)
+end)
+
+describe("lgrpc.core.auth", function()
+  it("raises on wrong arguments and returns nil, err, reason on bad input", function()
+    local ks = core.auth.keyset()
+    assert.are.equal(0, ks:count())
+    assert.has_error(function() ks:add_oct("secret", "kid", "XS256") end)
+    assert.has_error(function() ks:add_oct() end)
+    assert.has_error(function() ks:verify(T.HS256) end)
+    assert.has_error(function() ks:verify(T.HS256, {}) end, "lgrpc.auth: option now must be a number")
+    assert.has_error(function() ks:verify(T.HS256, { now = 1, issuer = 5 }) end)
+    assert.has_error(function() ks:verify(T.HS256, { now = 1, algorithms = { "none" } }) end,
+      "lgrpc.auth: unknown algorithm none")
+    local ok, err, why = ks:add_oct("", "k")
+    assert.is_nil(ok)
+    assert.are.same({ "unusable key", "KEY" }, { err, why })
+    ok, err, why = ks:add_oct("secret", "k", "RS256")
+    assert.are.same({ "algorithm not accepted", "ALG" }, { err, why })
+    ok, err = ks:add_ec("P-521", "x", "y")
+    assert.are.equal("unusable key", err)
+    ok, err = ks:add_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    assert.are.equal("unusable key", err)
+    assert.is_true(ks:add_oct(F.secret, "hs"))
+    local payload, info = ks:verify(T.HS256, { now = NOW })
+    assert.matches('"sub":"ann"', payload, 1, true)
+    assert.are.same({ "HS256", "hs" }, { info.alg, info.kid })
+    assert.matches('"alg":"HS256"', info.header, 1, true)
+    ks:close()
+    assert.has_error(function() ks:count() end, "lgrpc.auth: key set is closed")
+    local too_many = {}
+    for i = 1, 33 do too_many[i] = "aud" .. i end
+    assert.has_error(function() auth.jwt{ secret = "s", audience = too_many } end,
+      "lgrpc.auth.jwt: at most 32 audience values")
   end)
 end)
 

@@ -155,6 +155,7 @@ local function list_of_strings(v, name)
   for _, s in ipairs(v) do
     if type(s) ~= "string" then error("lgrpc.auth.jwt: " .. name .. " must hold strings", 3) end
   end
+  if #v > 32 then error("lgrpc.auth.jwt: at most 32 " .. name .. " values", 3) end
   return v
 end
 

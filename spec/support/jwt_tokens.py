@@ -104,7 +104,7 @@ def main():
 
     claims = {"sub": "ann", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now - 10,
               "exp": now + 3600, "scope": "read write", "roles": ["reader"],
-              "big": 9007199254740993}
+              "big": 9007199254740993, "nothing": None}
     def with_(**kw):
         c = dict(claims)
         for k, v in kw.items():
