@@ -19,7 +19,7 @@ M.max_aggregate_depth = 100
 
 -- Deeply nested input needs call entries on LPeg's own (heap) stack; the depth checks below
 -- stop well before this.
-lpeg.setmaxstack(math.max(10000, 0))
+lpeg.setmaxstack(10000)
 
 ---------------------------------------------------------------------------------------------
 -- Positions: byte offset -> line, column as protoc counts them (1-based; a tab advances the
@@ -332,8 +332,11 @@ local field_rest = field(Cp(), "name_pos") * field(expect(ident, "Expected field
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".')
 G.field = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
   field(expect(Cmt(field_type, note_type), "Expected type name."), "type") +
-  field(Cp(), "type_pos") * Cmt(Cp() * #message_or_enum_type, label_required) *
-  field(Cmt(field_type, note_type), "type")) * field_rest)
+  field(Cp(), "type_pos") * field(Cmt(Cp() * field_type, function(s, i, p, t)
+    label_required(s, i, p)
+    current_type = t
+    return true, t
+  end), "type")) * field_rest)
 -- in a oneof, labels are an error the compiler reports
 G.oneofField = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
   field(expect(Cmt(field_type, note_type), "Expected type name."), "type") +
