@@ -232,6 +232,16 @@ describe("lgrpc.auth JWT verification", function()
       "lgrpc.auth.jwt: no key (keys, jwks_file, secret or pem)")
   end)
 
+  it("tries every key source: a key set given as keys, then secret and pem", function()
+    local other_oct = assert(auth.keyset{ keys = { { kty = "oct", k = "b3RoZXItc2VjcmV0" } } })
+    local v = auth.jwt{ keys = other_oct, secret = F.secret, pem = F.pem.rsa, clock = clock }
+    assert.is_table(v:verify(T.HS256))
+    assert.is_table(v:verify(T.RS256))
+    fails(v, T.wrong_key_hs, "SIGNATURE")
+    fails(v, T.ES256, "NOKEY")
+    fails(v, T.expired, "EXPIRED")
+  end)
+
   it("honours a key's own alg", function()
     local v = auth.jwt{ keys = { keys = { { kty = "oct", k = F.jwks.keys[1].k, alg = "HS384" } } },
       clock = clock }

@@ -225,11 +225,20 @@ function Verifier:verify(token)
   local p = self.policy
   p.now = self.clock()
   local payload, info, reason
+  local sig_err
   for _, ks in ipairs(self.sets) do
     payload, info, reason = ks:verify(token, p)
-    if payload or reason ~= "NOKEY" then break end
+    if payload then break end
+    -- another set may hold the key; a signature failure outranks "no key"
+    if reason == "SIGNATURE" then sig_err = info
+    elseif reason ~= "NOKEY" then break end
   end
-  if not payload then return nil, info, reason end
+  if not payload then
+    if sig_err and (reason == "NOKEY" or reason == "SIGNATURE") then
+      return nil, sig_err, "SIGNATURE"
+    end
+    return nil, info, reason
+  end
   local claims, err = decode_object(payload, "claims")
   if not claims then return nil, err, "CLAIMS" end
   local header
