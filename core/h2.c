@@ -7,8 +7,9 @@
 #include <string.h>
 #include <nghttp2/nghttp2.h>
 #include "h2.h"
+#include "version.h"
 
-#define LGRPC_UA "grpc-lua-lgrpc/0.1.0"
+#define LGRPC_UA "grpc-lua-lgrpc/" LGRPC_VERSION
 #define DRAIN_MARK (64 * 1024)
 
 /* gRPC status codes used by the transport */

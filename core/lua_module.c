@@ -3,7 +3,7 @@
 #include <lauxlib.h>
 #include "lua_bind.h"
 
-#define LGRPC_VERSION "0.1.0"
+#include "version.h"
 
 int luaopen_lgrpc_core(lua_State *L)
 {
