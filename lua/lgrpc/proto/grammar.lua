@@ -294,6 +294,13 @@ local function check_default(_, _, v)
     if v.kind ~= "string" then raise(v.pos, "Expected string for field default value.") end
   elseif t == "bytes" then
     if v.kind ~= "string" then raise(v.pos, "Expected string.") end
+  elseif t == "group" then
+    raise(v.pos, "Messages can't have default values.")
+  elseif t == "map" then
+    return true, v -- the compiler refuses defaults on repeated fields
+  elseif v.neg then
+    -- a named type: protoc's parser takes one token as the value, here the "-" alone
+    raise(v.text_pos, 'Expected "]".')
   end
   return true, v
 end
@@ -345,7 +352,7 @@ G.oneofField = node("field", (field(V"label", "label") * field(Cp(), "type_pos")
 -- protoc checks a group's proto3-ness and capital letter after its number and options
 local group_kw_pos, group_name_pos, group_name
 local group_rest = Cmt(Cp() * kw"group", function(s, i, p)
-    group_kw_pos = p
+    group_kw_pos, current_type = p, "group"
     return enter_message(s, i, p)
   end) * field(Cp(), "name_pos") *
   field(expect(Cmt(Cp() * ident, function(_, _, p, name)
@@ -366,6 +373,7 @@ G.group = node("group", field(V"label", "label") * field(Cp(), "type_pos") * gro
 G.oneofGroup = node("group", field(V"label", "label") ^ -1 * field(Cp(), "type_pos") * group_rest)
 
 G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(Cp(), "lt_pos") * sym"<" *
+  Cmt(Cp(), function() current_type = "map"; return true end) *
   field(Cp(), "key_pos") * field(expect(field_type, "Expected type name."), "key_type") *
   expect(sym",", 'Expected ",".') *
   field(Cp(), "type_pos") * field(expect(field_type, "Expected type name."), "type") *
