@@ -234,7 +234,7 @@ describe("lgrpc.server", function()
       if not closed then lgrpc.sleep(0.01) end
     end
     rt:disown(session)
-    stream, session = nil, nil
+    stream, session, got = nil, nil, nil
     srv:shutdown(0)
   end)
 
@@ -318,6 +318,30 @@ describe("lgrpc.server", function()
         assert.are.equal(2 * i, n)
       end
       assert.is_true(lgrpc.now() - t0 < 2, "calls ran concurrently")
+    end)
+  end)
+
+  it("completes every call while the garbage collector runs between them", function()
+    with({ Unary = function(req)
+      if req.n % 7 == 0 then collectgarbage() end
+      return { n = req.n }
+    end }, function(stub)
+      local tasks = {}
+      for t = 1, 20 do
+        tasks[t] = lgrpc.spawn(function()
+          for i = 1, 50 do
+            local resp, st = stub:Unary({ n = t * 1000 + i }, { timeout = 10 })
+            if not resp then return nil, tostring(st) end
+            if i % 5 == 0 then collectgarbage() end
+          end
+          return true
+        end)
+      end
+      for t = 1, 20 do
+        local ok, done, err = tasks[t]:wait()
+        assert.is_true(ok)
+        assert.is_true(done, err)
+      end
     end)
   end)
 

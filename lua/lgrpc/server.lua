@@ -461,6 +461,7 @@ end
 
 function SCall:_done()
   if not self.finished then self.finished = true self.stream:reset(8) end
+  if not self.cancel_status then self.rt:linger(self.stream) end
   if self.conn.calls[self.id] == self then self.conn.calls[self.id] = nil end
   local srv = self.server
   if srv.calls[self] then
@@ -469,7 +470,6 @@ function SCall:_done()
     live_calls = live_calls - 1
   end
   self.ctx:_cancel(self.cancel_status or status.cancelled("the call has ended"), true)
-  -- drop the stream handle now: its __gc must not reset a stream that ended cleanly later
   self.inbox = {}
   srv:_changed()
 end
