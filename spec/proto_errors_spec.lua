@@ -438,3 +438,6 @@ damaged_files("proto errors: real files with a token changed", {
   { roots = { OPTIONS }, file = "defs.proto" },
   { roots = { "/usr/share/grpc-proto" }, file = "grpc/testing/messages.proto" },
 }, 25, 4242, "tokens")
+
+damaged_files("proto errors: corpus files with a token changed #heavy", corpus_sample(23), 6, 99,
+  "tokens")
