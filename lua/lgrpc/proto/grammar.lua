@@ -229,10 +229,13 @@ G.package = node("package", Cmt(Cp() * kw"package", one_package) * field(Cp(), "
 
 -- option name: (ext.name).field.(other) ...
 G.optionNamePart = Ct(field(Cp(), "pos") * (
-  sym"(" * field(Cc(true), "ext") *
-    field(Ct(field(C(P".") * skip, "dot") ^ -1 * field(expect(full_ident, 'Expected ")".'), "name")) /
+  sym"(" * field(Cc(true), "ext") * (
+    -- "()" passes protoc's parser and fails when interpreted, without a position
+    #P")" * Cmt(Cp(), function(_, _, p) raise(p - 1, "Uninterpreted option is missing name or value.") end) +
+    field(Ct(field(C(P".") * skip, "dot") * field(expect(full_ident, "Expected identifier."), "name") +
+      field(expect(full_ident, 'Expected ")".'), "name")) /
       function(t) return (t.dot or "") .. t.name end, "name") *
-    expect(sym")", 'Expected ")".') +
+    expect(sym")", 'Expected ")".')) +
   field(ident, "name")))
 G.optionName = Ct(V"optionNamePart" * (sym"." * expect(V"optionNamePart", "Expected identifier.")) ^ 0)
 
