@@ -621,10 +621,6 @@ function Builder:check_symbols()
       else
         msg = '"' .. full .. '" is already defined.'
       end
-      if kind == "enum_value" and prev.kind == "enum_value" then
-        msg = msg .. '\n' .. self.name .. ':' .. 'NOTE' -- replaced below
-        msg = msg:gsub("\n.*$", "")
-      end
       raise(pos, msg)
     end
     if self.env.symbol and kind ~= "package" then
