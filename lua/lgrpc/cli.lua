@@ -29,22 +29,27 @@ Errors are printed as FILE:LINE:COLUMN: message, and the exit status is 1.
 ]],
   encode = [[
 Usage: lgrpc encode [OPTIONS] MESSAGE_TYPE < text > binary
-Reads a message as a Lua table literal on stdin, e.g. { latitude = 1, name = "x" }, and writes it
-in protobuf binary on stdout.
+Reads one message on stdin, in proto3 JSON (default) or as a Lua table literal such as
+{ latitude = 1, name = "x" }, and writes it in protobuf binary on stdout.
   -IPATH, --proto_path=PATH   Import search path (repeatable), as protoc.
   --proto=FILE                A .proto file defining the type (repeatable).
   --descriptor_set_in=FILE    A FileDescriptorSet defining the type (repeatable).
+  --input=json|lua            Form of the input (default json).
   --output=binary|hex|base64  Form of the output (default binary).
+  --ignore_unknown            JSON input: skip fields and enum names the type does not know.
 ]],
   decode = [[
 Usage: lgrpc decode [OPTIONS] MESSAGE_TYPE < binary > text
-Reads a protobuf binary message on stdin and prints it as a Lua table literal.
+Reads one protobuf binary message on stdin and prints it in proto3 JSON (default) or as a Lua
+table literal.
   -IPATH, --proto_path=PATH   Import search path (repeatable), as protoc.
   --proto=FILE                A .proto file defining the type (repeatable).
   --descriptor_set_in=FILE    A FileDescriptorSet defining the type (repeatable).
   --input=binary|hex|base64   Form of the input (default binary).
+  --output=json|lua           Form of the output (default json).
   --enums=name|number         How enum values are printed (default name).
-  --defaults                  Print fields that are absent with their default values.
+  --defaults                  Also print fields that are absent, with their default values.
+  --proto_names               JSON output: proto field names instead of lowerCamelCase.
 ]],
 }
 
@@ -304,8 +309,16 @@ end
 
 local CODEC_FLAGS = {
   proto = "value", descriptor_set_in = "value", output = "value", input = "value",
-  enums = "value", defaults = "flag",
+  enums = "value", defaults = "flag", proto_names = "flag", ignore_unknown = "flag",
 }
+
+local function one(opts, name, default, allowed)
+  local v = opts[name] and opts[name][#opts[name]] or default
+  for _, a in ipairs(allowed) do
+    if v == a then return v end
+  end
+  return nil, "--" .. name .. ": one of " .. table.concat(allowed, ", ") .. " expected, got " .. tostring(v)
+end
 
 local function codec_command(args, which)
   local opts, pos = parse_flags(args, with_common(CODEC_FLAGS))
@@ -318,25 +331,40 @@ local function codec_command(args, which)
   if not pool:message(type_name) then perr('Unknown message type "', type_name, '".'); return 1 end
   local input = io.stdin:read("a") or ""
   if which == "encode" then
-    local msg; msg, err = read_lua_literal(input)
+    local from; from, err = one(opts, "input", "json", { "json", "lua" })
+    if not from then perr(err); return 1 end
+    local to; to, err = one(opts, "output", "binary", { "binary", "hex", "base64" })
+    if not to then perr(err); return 1 end
+    local msg
+    if from == "lua" then msg, err = read_lua_literal(input)
+    else msg, err = pool:json_decode(type_name, input, { ignore_unknown = opts.ignore_unknown ~= nil }) end
     if not msg then perr(err); return 1 end
     local bytes; bytes, err = pool:encode(type_name, msg)
     if not bytes then perr(err); return 1 end
-    local form = opts.output and opts.output[1] or "binary"
-    if form == "hex" then bytes = to_hex(bytes) .. "\n"
-    elseif form == "base64" then bytes = to_base64(bytes) .. "\n"
-    elseif form ~= "binary" then perr("--output: binary, hex or base64 expected"); return 1 end
+    if to == "hex" then bytes = to_hex(bytes) .. "\n"
+    elseif to == "base64" then bytes = to_base64(bytes) .. "\n" end
     io.stdout:write(bytes)
   else
-    local form = opts.input and opts.input[1] or "binary"
-    if form == "hex" then input, err = from_hex(input)
-    elseif form == "base64" then input, err = from_base64(input)
-    elseif form ~= "binary" then input, err = nil, "--input: binary, hex or base64 expected" end
+    local from; from, err = one(opts, "input", "binary", { "binary", "hex", "base64" })
+    if not from then perr(err); return 1 end
+    local to; to, err = one(opts, "output", "json", { "json", "lua" })
+    if not to then perr(err); return 1 end
+    local enums; enums, err = one(opts, "enums", "name", { "name", "number" })
+    if not enums then perr(err); return 1 end
+    if from == "hex" then input, err = from_hex(input)
+    elseif from == "base64" then input, err = from_base64(input) end
     if not input then perr(err); return 1 end
-    local enums = opts.enums and opts.enums[1] or "name"
-    local msg; msg, err = pool:decode(type_name, input, { enums = enums, defaults = opts.defaults ~= nil })
+    local defaults = opts.defaults ~= nil
+    local msg; msg, err = pool:decode(type_name, input, { enums = enums, defaults = defaults and to == "lua" })
     if not msg then perr(err); return 1 end
-    io.stdout:write(to_lua(msg, ""), "\n")
+    if to == "lua" then
+      io.stdout:write(to_lua(msg, ""), "\n")
+    else
+      local text; text, err = pool:json_encode(type_name, msg, {
+        emit_defaults = defaults, proto_names = opts.proto_names ~= nil, enums = enums })
+      if not text then perr(err); return 1 end
+      io.stdout:write(text, "\n")
+    end
   end
   return 0
 end
