@@ -131,6 +131,58 @@ static int emit_scalar(dctx *c, const lgrpc_field *f, const lgrpc_value *v)
 static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uint8_t *end,
                    int depth, uint32_t group);
 
+/* skip one value of wire type wt (not a group); 0 when it is not there whole */
+static inline int skip_value(const uint8_t **pp, const uint8_t *end, int wt)
+{
+  const uint8_t *s;
+  size_t n;
+  uint64_t v;
+  switch (wt) {
+  case LGRPC_WT_VARINT: return !lgrpc_wire_get_varint(pp, end, &v);
+  case LGRPC_WT_LEN: return !lgrpc_wire_get_len(pp, end, &s, &n);
+  case LGRPC_WT_I64: if (end - *pp < 8) return 0; *pp += 8; return 1;
+  case LGRPC_WT_I32: if (end - *pp < 4) return 0; *pp += 4; return 1;
+  default: return 0;
+  }
+}
+
+/* Size hints (sink->reserve): how many records with this tag follow one another from p, and how
+ * many distinct fields (changes of field number, at most cap) the body p[0..end) holds. Both stop
+ * quietly at anything malformed: the walk itself reports it. */
+static size_t count_run(const uint8_t *p, const uint8_t *end, uint64_t tag)
+{
+  size_t n = 0;
+  while (p < end) {
+    uint64_t t;
+    if (lgrpc_wire_get_varint(&p, end, &t) || t != tag || !skip_value(&p, end, (int)(tag & 7))) break;
+    n++;
+  }
+  return n;
+}
+
+static size_t count_fields(const uint8_t *p, const uint8_t *end, size_t cap)
+{
+  size_t n = 0;
+  uint64_t last = 0;
+  while (p < end && n < cap) {
+    uint64_t t;
+    if (lgrpc_wire_get_varint(&p, end, &t)) break;
+    if ((t >> 3) != last) { n++; last = t >> 3; }
+    if (!skip_value(&p, end, (int)(t & 7))) break;
+  }
+  return n;
+}
+
+/* elements in a packed run of f's op: varints end at bytes below 0x80 */
+static size_t count_packed(const lgrpc_field *f, const uint8_t *s, size_t n)
+{
+  if (f->wt == LGRPC_WT_I64) return n / 8;
+  if (f->wt == LGRPC_WT_I32) return n / 4;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) k += s[i] < 0x80;
+  return k;
+}
+
 /* A map entry whose value is a closed enum number the enum does not name goes, whole, to the
  * unknown fields (as protobuf does); 1 when entry bytes s[0..n) are such an entry. */
 static int entry_has_unknown_enum(dctx *c, const lgrpc_msgdef *entry, const uint8_t *s, size_t n)
@@ -167,6 +219,13 @@ static int dec_sub(dctx *c, const lgrpc_field *f, const uint8_t **pp, const uint
     }
   }
   if (depth + 1 > c->s->limits.max_depth) return wire_fail(c, LGRPC_ECODEC_DEPTH, "");
+  if (c->sink->reserve && f->op == LGRPC_OP_MESSAGE) {
+    const uint8_t *p = *pp, *s;
+    size_t n;
+    if (!lgrpc_wire_get_len(&p, end, &s, &n) &&
+        (rc = c->sink->reserve(c->sink->ud, f, sm, count_fields(s, s + n, (size_t)sm->nfields + 1))))
+      return rc;
+  }
   if ((rc = c->sink->begin(c->sink->ud, f, sm))) return rc;
   if (f->op == LGRPC_OP_GROUP) {
     if ((rc = dec_msg(c, sm, pp, end, depth + 1, f->number))) return rc;
@@ -186,6 +245,8 @@ static int dec_packed(dctx *c, const lgrpc_field *f, const uint8_t **pp, const u
   size_t n;
   int rc;
   if ((rc = lgrpc_wire_get_len(pp, end, &s, &n))) return wire_fail(c, rc, "packed field");
+  if (c->sink->reserve && (rc = c->sink->reserve(c->sink->ud, f, NULL, count_packed(f, s, n))))
+    return rc;
   const uint8_t *e = s + n;
   while (s < e) {
     lgrpc_value v;
@@ -223,6 +284,7 @@ static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uin
                    int depth, uint32_t group)
 {
   const uint8_t *p = *pp;
+  const lgrpc_field *run = NULL; /* the repeated field whose run was last announced */
   int rc;
   while (p < end) {
     const uint8_t *rec = p;
@@ -247,6 +309,10 @@ static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uin
       c->path[depth] = f;
       c->npath = depth + 1;
       if (wt == f->wt) {
+        if ((f->flags & LGRPC_F_REPEATED) && f != run && c->sink->reserve) {
+          run = f;
+          if ((rc = c->sink->reserve(c->sink->ud, f, NULL, count_run(rec, end, tag)))) return rc;
+        }
         rc = dec_field(c, f, &p, end, depth);
         if (rc == LGRPC_ENTRY_TO_UNKNOWN) {
           c->npath = depth;

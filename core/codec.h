@@ -27,6 +27,10 @@ typedef struct lgrpc_codec_sink {
   int (*end)(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m);
   /* one complete unknown record (tag included) of the current message */
   int (*unknown)(void *ud, const uint8_t *p, size_t n);
+  /* optional (NULL: no hints), a size hint so a sink can allocate once. m NULL: at most n
+   * elements of repeated field f arrive next, one after another; m set: the body of the
+   * message m of field f that begins next holds at most n distinct fields */
+  int (*reserve)(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m, size_t n);
 } lgrpc_codec_sink;
 
 /* Encode source: answers for the current message (or map entry). */

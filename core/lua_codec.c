@@ -468,6 +468,10 @@ typedef struct lsink {
   int names;
   int enum_names, int64_mode, defaults, keep_unknown;
   int top;
+  /* size hints from the walk (sink_reserve), consumed when the table is created */
+  const lgrpc_field *run_field; /* a run of run_len elements of this repeated field follows */
+  int run_len;
+  int body_hint;                /* distinct fields of the message that begins next */
   kframe f[MAX_DEPTH_CAP + 4];
 } lsink;
 
@@ -565,18 +569,58 @@ static void clear_oneof(lsink *c, const lgrpc_msgdef *m, const lgrpc_field *f, i
   }
 }
 
-/* push t[name of f], creating an empty table there when absent */
-static void get_or_new_table(lsink *c, const lgrpc_field *f, int t)
+/* push t[name of f], creating a table there (sized narr, nrec) when absent */
+static void get_or_new_table(lsink *c, const lgrpc_field *f, int t, int narr, int nrec)
 {
   lua_State *L = c->L;
   lua_rawgeti(L, c->names, f->name);
   lua_rawget(L, t);
   if (lua_istable(L, -1)) return;
   lua_pop(L, 1);
-  lua_newtable(L);
+  lua_createtable(L, narr, nrec);
   lua_rawgeti(L, c->names, f->name);
   lua_pushvalue(L, -2);
   lua_rawset(L, t);
+}
+
+#define HINT_CAP (1 << 24) /* hints are bounded by the input anyway; keep them in an int */
+
+static int sink_reserve(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m, size_t n)
+{
+  lsink *c = ud;
+  if (n > HINT_CAP) n = HINT_CAP;
+  if (m) c->body_hint = (int)n;
+  else { c->run_field = f; c->run_len = (int)n; }
+  return 0;
+}
+
+/* the size hint for the elements of f, once */
+static int take_run(lsink *c, const lgrpc_field *f)
+{
+  if (c->run_field != f) return 0;
+  c->run_field = NULL;
+  return c->run_len;
+}
+
+static int take_body(lsink *c)
+{
+  int n = c->body_hint;
+  c->body_hint = 0;
+  return n;
+}
+
+/* push the table of repeated or map field f of frame fr, through the frame's cached slot */
+static void push_rep_table(lsink *c, kframe *fr, const lgrpc_field *f, int is_map)
+{
+  lua_State *L = c->L;
+  if (fr->rep_field != f) {
+    int n = take_run(c, f);
+    get_or_new_table(c, f, fr->slot, is_map ? 0 : n, is_map ? n : 0);
+    fr->rep_len = is_map ? 0 : (int)lua_rawlen(L, -1);
+    if (fr->rep_slot) lua_replace(L, fr->rep_slot);
+    else fr->rep_slot = lua_gettop(L); /* the frame is on top: the slot stays until it ends */
+    fr->rep_field = f;
+  }
 }
 
 static int sink_value(void *ud, const lgrpc_field *f, const lgrpc_value *v)
@@ -591,13 +635,7 @@ static int sink_value(void *ud, const lgrpc_field *f, const lgrpc_value *v)
     return 0;
   }
   if (f->flags & LGRPC_F_REPEATED) {
-    if (fr->rep_field != f) {
-      get_or_new_table(c, f, fr->slot);
-      fr->rep_len = (int)lua_rawlen(L, -1);
-      if (fr->rep_slot) lua_replace(L, fr->rep_slot);
-      else fr->rep_slot = lua_gettop(L); /* the frame is on top: the slot stays until it ends */
-      fr->rep_field = f;
-    }
+    push_rep_table(c, fr, f, 0);
     push_value(L, c->s, c->names, f, v, c->enum_names, c->int64_mode);
     lua_rawseti(L, fr->rep_slot, ++fr->rep_len);
     return 0;
@@ -622,15 +660,17 @@ static int sink_begin(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m)
   nf->rep_field = NULL;
   nf->rep_slot = nf->rep_len = 0;
   nf->kind = SF_MSG;
+  int body = take_body(c);
   if (fr->kind == SF_ENTRY) { /* the entry's value is a message */
     if (!lua_istable(L, fr->val_slot)) {
-      lua_newtable(L);
+      lua_createtable(L, 0, body);
       lua_replace(L, fr->val_slot);
     }
     lua_pushvalue(L, fr->val_slot);
     nf->slot = nf->base = lua_gettop(L);
   } else if (f->flags & LGRPC_F_MAP) {
-    get_or_new_table(c, f, fr->slot);
+    push_rep_table(c, fr, f, 1);
+    lua_pushvalue(L, fr->rep_slot);
     nf->kind = SF_ENTRY;
     nf->slot = nf->base = lua_gettop(L);
     lua_pushnil(L);
@@ -638,15 +678,14 @@ static int sink_begin(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m)
     nf->key_slot = nf->slot + 1;
     nf->val_slot = nf->slot + 2;
   } else if (f->flags & LGRPC_F_REPEATED) {
-    get_or_new_table(c, f, fr->slot);
-    nf->base = lua_gettop(L);
-    lua_createtable(L, 0, 4);
+    push_rep_table(c, fr, f, 0);
+    lua_createtable(L, 0, body);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, nf->base, (int)lua_rawlen(L, nf->base) + 1);
-    nf->slot = lua_gettop(L);
+    lua_rawseti(L, fr->rep_slot, ++fr->rep_len);
+    nf->slot = nf->base = lua_gettop(L);
   } else {
     if (f->oneof >= 0) clear_oneof(c, fr->m, f, fr->slot);
-    get_or_new_table(c, f, fr->slot); /* present already: the occurrences merge */
+    get_or_new_table(c, f, fr->slot, 0, body); /* present already: the occurrences merge */
     nf->slot = nf->base = lua_gettop(L);
   }
   c->top++;
@@ -914,7 +953,9 @@ static int schema_decode(lua_State *L)
   c->f[0].m = m;
   c->f[0].rep_field = NULL;
   c->f[0].rep_slot = c->f[0].rep_len = 0;
-  lgrpc_codec_sink sink = { c, sink_value, sink_begin, sink_end, sink_unknown };
+  c->run_field = NULL;
+  c->run_len = c->body_hint = 0;
+  lgrpc_codec_sink sink = { c, sink_value, sink_begin, sink_end, sink_unknown, sink_reserve };
   S->busy++;
   int rc = lgrpc_codec_decode(S->s, (uint32_t)msg, (const uint8_t *)p, n, &sink, &err);
   S->busy--;
