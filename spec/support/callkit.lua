@@ -116,7 +116,7 @@ function kit.settle(base, limit)
     for k, v in pairs(base) do if c[k] ~= v then same = false end end
     if same then return c end
     lgrpc.sleep(0.02)
-  until lgrpc.now() - t0 > (limit or 3)
+  until lgrpc.now() - t0 > (limit or 5)
   return c
 end
 
