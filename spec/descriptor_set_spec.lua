@@ -232,6 +232,17 @@ end)
 
 -- One `it` per corpus file. protoc and lgrpc run for a whole group on its first `it`, and one
 -- python3 process compares the group's sets.
+-- A set of protoc's through pool:load_descriptor_set and back out with pool:descriptor_set.
+local function reload(bytes, file)
+  local pool = proto.pool()
+  local ok, loaded, err = pcall(pool.load_descriptor_set, pool, bytes)
+  if not ok then return nil, "load_descriptor_set raised: " .. tostring(loaded) end
+  if not loaded then return nil, err end
+  local ok2, fds, err2 = pcall(pool.descriptor_set, pool, { file }, { include_imports = true })
+  if not ok2 then return nil, "descriptor_set raised: " .. tostring(fds) end
+  return fds, err2
+end
+
 local function run_group(g)
   if g.results then return g.results end
   local dir = corpus.tmpdir()
@@ -241,16 +252,29 @@ local function run_group(g)
     local ok, res = corpus.protoc(g.roots, { f }, { include_imports = true })
     if ok then r.expected = res else r.protoc_error = res end
     r.actual, r.lgrpc_error = lgrpc_set(g.roots, { f })
-    if r.expected and r.actual then
-      local e, a = dir .. "/" .. i .. ".protoc.pb", dir .. "/" .. i .. ".lgrpc.pb"
+    if r.expected then
+      local e = dir .. "/" .. i .. ".protoc.pb"
       corpus.write_file(e, r.expected)
-      corpus.write_file(a, r.actual)
-      to_compare[#to_compare + 1] = { name = f, expected = e, actual = a }
+      if r.actual then
+        local a = dir .. "/" .. i .. ".lgrpc.pb"
+        corpus.write_file(a, r.actual)
+        to_compare[#to_compare + 1] = { name = f, expected = e, actual = a }
+      end
+      -- protoc's own set, loaded into a pool and written back out
+      r.reloaded, r.reload_error = reload(r.expected, f)
+      if r.reloaded then
+        local a = dir .. "/" .. i .. ".reloaded.pb"
+        corpus.write_file(a, r.reloaded)
+        to_compare[#to_compare + 1] = { name = "reloaded:" .. f, expected = e, actual = a }
+      end
     end
     results[f] = r
   end
   if #to_compare > 0 then
-    for name, c in pairs(corpus.compare_many(to_compare)) do results[name].compare = c end
+    for name, c in pairs(corpus.compare_many(to_compare)) do
+      local reloaded = name:match("^reloaded:(.*)$")
+      if reloaded then results[reloaded].reload_compare = c else results[name].compare = c end
+    end
   end
   corpus.rmdir(dir)
   g.results = results
@@ -265,6 +289,10 @@ local function check_corpus_file(g, f)
       tostring(r.lgrpc_error))
     assert(r.compare, "no comparison for " .. where)
     assert(r.compare.ok, where .. "\n" .. r.compare.report)
+    assert(r.reloaded, "protoc's set does not load back: " .. where .. "\n" ..
+      tostring(r.reload_error))
+    assert(r.reload_compare and r.reload_compare.ok, "protoc's set, loaded into a pool and " ..
+      "written back, differs: " .. where .. "\n" .. (r.reload_compare and r.reload_compare.report or "?"))
     return
   end
   assert(not r.actual, "lgrpc accepts what protoc rejects: " .. where .. "\nprotoc:\n" ..
