@@ -9,7 +9,13 @@ libnghttp2-dev libssl-dev libprotobuf-c-dev zlib1g-dev libprotobuf-dev
 grpc-proto python3-grpcio python3-protobuf python3-cryptography protobuf-compiler
 protobuf-c-compiler libprotoc-dev libgrpc++-dev protobuf-compiler-grpc nghttp2-client
 openssl ca-certificates gcc make pkg-config clang libclang-rt-14-dev
-golang-github-gogo-googleapis-dev nginx libnginx-mod-http-lua"
+golang-github-gogo-googleapis-dev nginx libnginx-mod-http-lua valgrind
+libignition-msgs-dev golang-google-protobuf-dev golang-github-grpc-ecosystem-grpc-gateway-dev
+golang-gitaly-proto-dev golang-github-openshift-api-dev bazel-bootstrap-source
+librust-quick-protobuf-dev golang-github-lightstep-lightstep-tracer-common-dev
+golang-github-gogo-protobuf-dev golang-github-golang-protobuf-1-3-dev golang-google-grpc-dev"
+# The last eleven ship the real .proto files of the descriptor corpus (spec/support/corpus.lua);
+# valgrind is for the benchmarks' instruction-count profiles.
 missing=""
 for p in $PKGS; do
   s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
