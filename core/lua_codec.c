@@ -552,7 +552,9 @@ static void fill_defaults(lua_State *L, const lgrpc_schema *s, int names, const 
 
 static int sink_check(lsink *c)
 {
-  if (c->top + 1 >= (int)(sizeof c->f / sizeof c->f[0]) || !lua_checkstack(c->L, 10))
+  /* room for the new frame (3 slots), its cached array and unknown slots (2) and the few
+   * temporaries of one value (at most 6): sink_value and sink_unknown check nothing */
+  if (c->top + 1 >= (int)(sizeof c->f / sizeof c->f[0]) || !lua_checkstack(c->L, 16))
     return lgrpc_codec_fail(c->err, LGRPC_ECODEC_DEPTH, "nesting too deep");
   return 0;
 }
@@ -628,7 +630,6 @@ static int sink_value(void *ud, const lgrpc_field *f, const lgrpc_value *v)
   lsink *c = ud;
   lua_State *L = c->L;
   kframe *fr = &c->f[c->top];
-  if (!lua_checkstack(L, 6)) return lgrpc_codec_fail(c->err, LGRPC_ECODEC_NOMEM, "Lua stack overflow");
   if (fr->kind == SF_ENTRY) {
     push_value(L, c->s, c->names, f, v, c->enum_names, c->int64_mode);
     lua_replace(L, f->number == 1 ? fr->key_slot : fr->val_slot);
@@ -749,7 +750,6 @@ static int sink_unknown(void *ud, const uint8_t *p, size_t n)
   lua_State *L = c->L;
   kframe *fr = &c->f[c->top];
   if (!c->keep_unknown || fr->kind != SF_MSG) return 0;
-  if (!lua_checkstack(L, 4)) return lgrpc_codec_fail(c->err, LGRPC_ECODEC_NOMEM, "Lua stack overflow");
   if (!fr->unk_slot) { /* pieces, joined once when the message ends */
     lua_newtable(L);
     fr->unk_slot = lua_gettop(L);
@@ -955,6 +955,7 @@ static int schema_decode(lua_State *L)
   c->f[0].rep_slot = c->f[0].rep_len = 0;
   c->run_field = NULL;
   c->run_len = c->body_hint = 0;
+  if (!lua_checkstack(L, 16)) return luaL_error(L, "Lua stack overflow"); /* see sink_check */
   lgrpc_codec_sink sink = { c, sink_value, sink_begin, sink_end, sink_unknown, sink_reserve };
   S->busy++;
   int rc = lgrpc_codec_decode(S->s, (uint32_t)msg, (const uint8_t *)p, n, &sink, &err);

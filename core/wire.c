@@ -116,6 +116,11 @@ int lgrpc_wire_utf8_valid(const uint8_t *s, size_t n)
 {
   size_t i = 0;
   while (i < n) {
+    if (n - i >= 8) { /* ASCII fast path: 8 bytes at a time */
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (!(w & 0x8080808080808080ull)) { i += 8; continue; }
+    }
     uint8_t c = s[i];
     if (c < 0x80) { i++; continue; }
     size_t len;

@@ -117,6 +117,7 @@ static inline int32_t lgrpc_wire_unzigzag32(uint32_t v) { return (int32_t)((v >>
 static inline int lgrpc_wire_get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
   const uint8_t *p = *pp;
+  if (p < end && *p < 0x80) { *out = *p; *pp = p + 1; return 0; } /* one byte: most tags and values */
   uint64_t v = 0;
   for (int i = 0; i < 10; i++) {
     if (p >= end) return LGRPC_ECODEC_TRUNCATED;
