@@ -1441,7 +1441,9 @@ void lgrpc_h2_stream_detach(lgrpc_h2_stream *st)
   if (st->handles == 0 && !st->closed) {
     st->abandoned = 1;
     st->paused = 0;
-    if (!st->sess->dead) {
+    /* A server stream whose status is already submitted is finished, not abandoned: let
+     * nghttp2 write its trailers (send_status has arranged the RST_STREAM(NO_ERROR) it may need). */
+    if (!st->sess->dead && !(st->sess->server && st->status_sent)) {
       st->local_reset = 1;
       st->ended = 1;
       nghttp2_submit_rst_stream(st->sess->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);

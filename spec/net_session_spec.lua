@@ -524,6 +524,24 @@ describe("net session", function()
       assert.is_nil(ok)
     end)
 
+    it("delivers the status of a server stream whose handle is collected before the trailers go out", function()
+      local p = pair.new()
+      local st = assert(p.client:request { path = "/a.B/C" })
+      assert(st:send_message("one"))
+      assert(st:close_send())
+      local _, se = p.run()
+      local sst = pair.find(se, "request").stream
+      assert(sst:send_message("reply"))
+      assert(sst:send_status(0, "done"))
+      sst, se, p.sev = nil, nil, {}
+      pair.settle()          -- the handle is gone before nghttp2 has written the trailers
+      local ce = p.run()
+      local status = pair.find(ce, "status")
+      assert.equal(0, status.code)
+      assert.equal("done", status.message)
+      assert.equal("reply", pair.find(ce, "message").data)
+    end)
+
     it("tells the server when the client cancels", function()
       local p = pair.new()
       local st = assert(p.client:request { path = "/a.B/C" })

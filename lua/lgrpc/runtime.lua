@@ -62,7 +62,6 @@ function runtime.new(driver)
     timers = {},                             -- driver timer handle -> function
     log = function(msg) io.stderr:write(msg, "\n") end,
     iteration = 0,                           -- polls so far
-    lingering = {},                          -- finished stream handles kept until flushed
   }, RT)
 end
 
@@ -252,36 +251,6 @@ local function dispatch(self, ev)
   if owner then owner:event(ev) end
 end
 
---- Keeps a finished stream's handle referenced until its last frames have left the session:
--- the transport resets a stream whose handle is collected while it is still open, and a final
--- status only leaves at the next poll (later still behind flow control).
-function RT:linger(stream)
-  self.lingering[#self.lingering + 1] = { stream, nil }
-end
-
-local function sweep(self)
-  local l = self.lingering
-  local n = #l
-  local i = 1
-  while i <= n do
-    local e = l[i]
-    local drop = false
-    if e[1]:buffered() == 0 then
-      if not e[2] then e[2] = self.iteration
-      elseif self.iteration - e[2] >= 2 then drop = true end
-    else
-      e[2] = nil
-    end
-    if drop then
-      l[i] = l[n]
-      l[n] = nil
-      n = n - 1
-    else
-      i = i + 1
-    end
-  end
-end
-
 local function run_ready(self)
   while self.qhead <= self.qtail do
     local item = self.queue[self.qhead]
@@ -308,11 +277,9 @@ function RT:run_until(pred)
       else
         if self.stopping or not self:busy() then return end
       end
-      local events = self.driver.poll((self.qhead <= self.qtail or #self.lingering > 0) and
-        (self.qhead <= self.qtail and 0 or 0.05) or nil)
+      local events = self.driver.poll(self.qhead <= self.qtail and 0 or nil)
       self.iteration = self.iteration + 1
       for i = 1, #events do dispatch(self, events[i]) end
-      if #self.lingering > 0 then sweep(self) end
     end
   end)
   self.running = was

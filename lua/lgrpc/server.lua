@@ -461,7 +461,6 @@ end
 
 function SCall:_done()
   if not self.finished then self.finished = true self.stream:reset(8) end
-  if not self.cancel_status then self.rt:linger(self.stream) end
   if self.conn.calls[self.id] == self then self.conn.calls[self.id] = nil end
   local srv = self.server
   if srv.calls[self] then
