@@ -1129,6 +1129,7 @@ lgrpc_h2_session *lgrpc_h2_session_new(int server, const lgrpc_h2_config *cfg)
     iv[n].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH; iv[n++].value = 0;
   }
   nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, n);
+  if (!server && cfg->first_stream_id > 1) nghttp2_session_set_next_stream_id(s->ng, (int32_t)cfg->first_stream_id);
   nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, (int32_t)cfg->conn_window);
   COUNT(g_sessions, 1);
   return s;

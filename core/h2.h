@@ -19,6 +19,8 @@ typedef struct lgrpc_h2_config {
   uint32_t stream_window;         /* default 1 MiB */
   uint32_t conn_window;           /* default 1 MiB */
   int64_t idle_timeout;           /* ms, 0 = none */
+  uint32_t first_stream_id;       /* client: id of the first stream (odd); 0 = 1. Lets a spec
+                                   * reach the end of the stream id space */
   char encodings[128];            /* accepted grpc-encoding values, comma separated */
   char authority[256];            /* client default :authority */
   char scheme[16];                /* client :scheme */

@@ -107,6 +107,9 @@ static void read_config(lua_State *L, int t, lgrpc_h2_config *cfg)
   cfg->stream_window = (uint32_t)opt_int(L, t, "stream_window", 1 << 20, 1, 0x7fffffff);
   cfg->conn_window = (uint32_t)opt_int(L, t, "conn_window", 1 << 20, 65535, 0x7fffffff);
   cfg->idle_timeout = (int64_t)opt_int(L, t, "idle_timeout", 0, 0, big);
+  cfg->first_stream_id = (uint32_t)opt_int(L, t, "first_stream_id", 0, 0, 0x7fffffff);
+  if (cfg->first_stream_id && cfg->first_stream_id % 2 == 0)
+    luaL_error(L, "first_stream_id: a client stream id is odd, got %d", (int)cfg->first_stream_id);
   opt_str(L, t, "encodings", cfg->encodings, sizeof cfg->encodings);
   opt_str(L, t, "authority", cfg->authority, sizeof cfg->authority);
   opt_str(L, t, "scheme", cfg->scheme, sizeof cfg->scheme);

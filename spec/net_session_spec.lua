@@ -542,6 +542,18 @@ describe("net session", function()
       assert.equal("reply", pair.find(ce, "message").data)
     end)
 
+    it("refuses new streams once the client's stream ids run out", function()
+      local p = pair.new({ first_stream_id = 2147483645 })
+      local a = assert(p.client:request { path = "/a.B/C" })
+      local b = assert(p.client:request { path = "/a.B/C" })
+      assert.equal(2147483645, a:id())
+      assert.equal(2147483647, b:id())
+      local c, err = p.client:request { path = "/a.B/C" }
+      assert.is_nil(c)
+      assert.matches("^UNAVAILABLE: ", err)
+      assert.has_error(function() net.session("client", { first_stream_id = 4 }) end)
+    end)
+
     it("tells the server when the client cancels", function()
       local p = pair.new()
       local st = assert(p.client:request { path = "/a.B/C" })
