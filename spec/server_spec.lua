@@ -86,7 +86,10 @@ describe("lgrpc.server", function()
       assert.are.equal("plain error text", st.message)
       _, st = stub:Unary{ n = 4 }
       assert.are.equal(status.INVALID_ARGUMENT, st.code)
-      assert.are.equal("\8\3", st.details)
+      assert.are.equal("\8\3", st.details_bin)
+      -- raw bytes go out as given; these say message "" where grpc-message says "bad"
+      assert.is_nil(st.details)
+      assert.matches("disagrees with grpc%-message", st.details_error)
     end)
   end)
 

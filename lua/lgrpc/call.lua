@@ -48,13 +48,15 @@ function call.new(ch, path, kind, codec, opts)
     wait_for_ready = opts.wait_for_ready,
     authority = opts.authority,
     inbox = {}, ihead = 1, itail = 0, inbox_bytes = 0,
-    nrecv = 0,
+    nrecv = 0, recv_bytes = 0, nsent = 0, sent_bytes_total = 0,
     sent = {}, sent_bytes = 0, replayable = true, attempts = 0,
     waiters = {},
   }, Call)
   local md = opts.metadata
+  local m
   if md ~= nil then
-    local m, err = metadata.new(md)
+    local err
+    m, err = metadata.new(md)
     if not m then error("lgrpc: bad call metadata: " .. err, 4) end
     self.md = m:to_table()
   end
@@ -94,8 +96,66 @@ function call.new(ch, path, kind, codec, opts)
       self:_deadline()
     end)
   end
+  local creds = call.credentials_of(ch, opts)
+  if creds then
+    local st = self:_credentials(creds, m or metadata.new(), opts)
+    if st then
+      self:_finish(st)
+      return self
+    end
+    if self.st then return self end
+  end
   ch:_acquire(self)
   return self
+end
+
+--- The credentials functions for a call: the channel's, then the call's (false: none).
+function call.credentials_of(ch, opts)
+  local list = {}
+  local cc, oc = ch.opts.credentials, opts.credentials
+  if oc == false then return nil end
+  if cc ~= nil then list[#list + 1] = cc end
+  if oc ~= nil then list[#list + 1] = oc end
+  for _, fn in ipairs(list) do
+    if type(fn) ~= "function" then error("lgrpc: credentials must be a function(info) -> metadata", 5) end
+  end
+  if #list == 0 then return nil end
+  return list
+end
+
+-- Runs the credentials functions in the calling task and adds what they return to the call's
+-- metadata (a later function's keys replace an earlier one's). Returns a status that ends the
+-- call, or nil.
+function Call:_credentials(creds, md, opts)
+  local ch = self.ch
+  local allow = opts.allow_insecure_credentials
+  if allow == nil then allow = ch.opts.allow_insecure_credentials end
+  if not ch:_secure() and not allow then
+    return status.unauthenticated("call credentials need a secure (TLS) channel; " ..
+      "set allow_insecure_credentials = true to send them in plaintext")
+  end
+  local authority = self.authority or ch:_authority()
+  local service = self.path:match("^/([^/]+)/") or ""
+  local info = { method = self.path, authority = authority,
+    service_url = (ch:_secure() and "https://" or "http://") .. authority .. "/" .. service }
+  for _, fn in ipairs(creds) do
+    local ok, r, e = pcall(fn, info)
+    if self.st then return nil end
+    if not ok then
+      if status.is(r) then return r end
+      return status.unavailable("call credentials failed: " .. tostring(r))
+    end
+    if r == nil then
+      if status.is(e) then return e end
+      return status.unavailable("call credentials failed: " .. tostring(e or "no metadata"))
+    end
+    if status.is(r) then return r end
+    local got, err = metadata.new(r)
+    if not got then return status.unavailable("call credentials returned bad metadata: " .. err) end
+    for _, k in ipairs(got:keys()) do md:set(k, got:get_all(k)) end
+  end
+  self.md = md:to_table()
+  return nil
 end
 
 local function changed(self)
@@ -169,6 +229,19 @@ function Call:_finish(st)
   live = live - 1
   self.rt:release()
   changed(self)
+  local hooks = self.on_done_hooks
+  if hooks then
+    self.on_done_hooks = nil
+    for _, fn in ipairs(hooks) do self:_hook(fn) end
+  end
+end
+
+function Call:_hook(fn)
+  local ok, e = pcall(fn, self.st)
+  if not ok then
+    local log = self.rt.log or function(m) io.stderr:write(m, "\n") end
+    log("lgrpc: " .. self.path .. ": on_done hook failed: " .. tostring(e))
+  end
 end
 
 function Call:_deadline()
@@ -196,6 +269,7 @@ function Call:_event(ev)
       return
     end
     self.nrecv = self.nrecv + 1
+    self.recv_bytes = self.recv_bytes + #ev.data
     self.itail = self.itail + 1
     self.inbox[self.itail] = ev.data
     self.inbox_bytes = self.inbox_bytes + #ev.data
@@ -224,7 +298,8 @@ function Call:_event(ev)
     if ev.trailers_only and not self.headers_md then self.headers_md = metadata.new() end
     local code = ev.code
     if type(code) ~= "number" or code < 0 or code > 16 then code = status.UNKNOWN end
-    self:_finish(status.new(code, ev.message or "", ev.details))
+    self:_finish(status.from_trailer(code, ev.message or "", ev.details, self.ch.pool,
+      self.ch.opts.decode))
   elseif t == "deadline" then
     self:_deadline()
   elseif t == "drain" then
@@ -242,6 +317,8 @@ function Call:send(msg)
   if self.st then return nil, self.st end
   local bytes, err = self.codec.encode(msg)
   if not bytes then return nil, status.internal("cannot encode request: " .. tostring(err)) end
+  self.nsent = self.nsent + 1
+  self.sent_bytes_total = self.sent_bytes_total + #bytes
   if self.replayable then
     self.sent[#self.sent + 1] = bytes
     self.sent_bytes = self.sent_bytes + #bytes
@@ -349,6 +426,25 @@ function Call:status()
   unpause(self)
   while not self.st do wait_change(self) end
   return self.st
+end
+
+--- Runs fn(status) once the call has its final status (at once if it already has). An error
+-- in fn is logged, never raised into the call.
+function Call:on_done(fn)
+  if type(fn) ~= "function" then error("lgrpc: call:on_done: function expected", 2) end
+  if self.st then self:_hook(fn) return true end
+  local hooks = self.on_done_hooks
+  if not hooks then hooks = {} self.on_done_hooks = hooks end
+  hooks[#hooks + 1] = fn
+  return true
+end
+
+--- Message and byte counts so far (encoded message bytes, without gRPC framing):
+-- { messages_sent, bytes_sent, messages_received, bytes_received }. Received counts what the
+-- transport delivered, read or not.
+function Call:stats()
+  return { messages_sent = self.nsent, bytes_sent = self.sent_bytes_total,
+    messages_received = self.nrecv, bytes_received = self.recv_bytes }
 end
 
 --- True once the call has its final status.

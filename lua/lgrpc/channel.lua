@@ -41,7 +41,8 @@ end
 -- prefix is accepted). opts: pool, interceptors, timeout (default per call), metadata
 -- (sent with every call), wait_for_ready, max_recv_msg_size, max_send_msg_size, user_agent,
 -- authority, idle_timeout (s, default 1800), backoff = { initial, multiplier, jitter, max,
--- min_connect_timeout }, runtime.
+-- min_connect_timeout }, runtime, credentials (fn(info) -> metadata, run before every call),
+-- allow_insecure_credentials (send credentials on a plaintext channel).
 function channel.new(target, opts)
   if type(target) ~= "string" or target == "" then
     error("lgrpc.channel: target \"host:port\" expected", 2)
@@ -182,6 +183,12 @@ function Channel:_connect_failed(reason)
   end)
 end
 
+--- Whether the channel's connections are secure (TLS): the one place call credentials ask.
+function Channel:_secure() return self.secure == true end
+
+--- The authority calls carry (:authority), for call credentials' info.
+function Channel:_authority() return self.opts.authority or self.addr end
+
 --- A call wants a stream: open it now, or queue it until the connection is ready.
 function Channel:_acquire(c)
   local s = self.state_name
@@ -300,6 +307,7 @@ end
 
 local function pool_codec(pool, input_type, output_type, dopts)
   return {
+    input_type = (input_type:gsub("^%.", "")), output_type = (output_type:gsub("^%.", "")),
     encode = function(msg)
       if type(msg) ~= "table" then return nil, "message table expected, got " .. type(msg) end
       return pool:encode(input_type, msg)
@@ -343,7 +351,8 @@ end
 -- request and returns the call; the streaming kinds return the call for send/recv.
 function Channel:_invoke(path, kind, codec, req, opts)
   opts = call_opts(self, opts)
-  local info = { method = path, kind = kind, channel = self }
+  local info = { method = path, kind = kind, channel = self,
+    input_type = codec.input_type, output_type = codec.output_type }
   if kind == "unary" then
     return invoke_chain(self.interceptors, "unary", info, function(r, o)
       local c = call.new(self, path, kind, codec, o)

@@ -8,7 +8,7 @@ local lgrpc = {
   runtime = runtime,
 }
 
-local lazy = { proto = "lgrpc.proto" }
+local lazy = { proto = "lgrpc.proto", auth = "lgrpc.auth", interceptors = "lgrpc.interceptors" }
 setmetatable(lgrpc, {
   __index = function(t, k)
     local mod = lazy[k]

@@ -44,30 +44,6 @@ end
 ---------------------------------------------------------------------------------------------
 -- access log
 
--- message sizes: the encoded length of a message table (byte strings of raw calls count as
--- they are), through the pool of the server or channel
-local function sizer(info, enabled)
-  if not enabled then return function() return 0 end end
-  local owner = info.server or info.channel
-  local pool = owner and owner.pool
-  local input, output
-  if pool then
-    local svc, name = info.method:match("^/([^/]+)/([^/]+)$")
-    local desc = svc and pool:service(svc)
-    for _, m in ipairs(desc and desc.method or {}) do
-      if m.name == name then input, output = m.input_type, m.output_type end
-    end
-  end
-  -- dir "in": what the server receives (requests); "out": responses
-  return function(msg, dir)
-    if type(msg) == "string" then return #msg end
-    local t = dir == "in" and input or output
-    if type(msg) ~= "table" or not t then return 0 end
-    local bytes = pool:encode(t, msg)
-    return bytes and #bytes or 0
-  end
-end
-
 local FIELDS = { "time", "side", "method", "kind", "peer", "code", "status", "message",
   "duration_ms", "recv_messages", "recv_bytes", "sent_messages", "sent_bytes", "subject",
   "user_agent" }
@@ -160,30 +136,48 @@ function interceptors.access_log(opts)
   local emit = make_emitter(opts)
   local sizes = opts.sizes ~= false
 
-  local function unary(req, cx, info, next)
+  -- counts from the call's own stats (encoded message bytes; sizes = false leaves bytes at 0)
+  local function fill(rec, stats)
+    rec.recv_messages, rec.sent_messages = stats.messages_received, stats.messages_sent
+    if sizes then rec.recv_bytes, rec.sent_bytes = stats.bytes_received, stats.bytes_sent end
+  end
+
+  -- server: one line once the status is out (ctx:on_done gives the status actually sent)
+  local function server_side(a, cx, info, next)
     local now = clock_of(info)
     local t0 = now()
-    local size = sizer(info, sizes)
-    if is_server(info) then
-      local rec = new_record("server", info, cx.peer)
-      rec.recv_messages, rec.recv_bytes = 1, size(req, "in")
-      local ok, resp, st = pcall(next, req, cx)
-      local final = ok and server_outcome("unary", resp, st, cx) or raised_status(resp)
-      if ok and final.code == status.OK and resp ~= nil then
-        rec.sent_messages, rec.sent_bytes = 1, size(resp, "out")
-      end
-      finish_record(rec, final, t0, now)
+    local rec = new_record("server", info, cx.peer)
+    local inner
+    cx:on_done(function(st)
+      -- the code is the one actually sent (INTERNAL when a response failed to encode, ...);
+      -- when the inner chain decided that same code, its message is kept: an outer
+      -- interceptor that rewrites the text for the client does not hide the cause from the log
+      if inner and inner.code == st.code then st = inner end
+      fill(rec, cx:stats())
+      finish_record(rec, st, t0, now)
       server_identity(rec, cx)
       emit(rec, cx, info)
-      if not ok then error(resp, 0) end
-      return resp, st
+    end)
+    local res = pack(pcall(next, a, cx))
+    if not res[1] then
+      inner = raised_status(res[2])
+      error(res[2], 0)
     end
+    inner = server_outcome(info.kind, res[2], res[3], cx)
+    return unpack(res, 2, res.n)
+  end
+
+  local function unary(req, cx, info, next)
+    if is_server(info) then return server_side(req, cx, info, next) end
+    local now = clock_of(info)
+    local t0 = now()
     local rec = new_record("client", info, info.channel and info.channel.target)
-    rec.sent_messages, rec.sent_bytes = 1, size(req, "in")
     local ok, resp, st, call = pcall(next, req, cx)
     local final = ok and (status.is(st) and st or (resp ~= nil and status.ok() or
       status.unknown("no status"))) or status.unknown(tostring(resp))
-    if ok and resp ~= nil then rec.recv_messages, rec.recv_bytes = 1, size(resp, "out") end
+    if ok and type(call) == "table" and type(call.stats) == "function" then
+      fill(rec, call:stats())
+    end
     finish_record(rec, final, t0, now)
     emit(rec, cx, info)
     if not ok then error(resp, 0) end
@@ -191,40 +185,9 @@ function interceptors.access_log(opts)
   end
 
   local function stream(s, cx, info, next)
+    if is_server(info) then return server_side(s, cx, info, next) end
     local now = clock_of(info)
     local t0 = now()
-    local size = sizer(info, sizes)
-    if is_server(info) then
-      local rec = new_record("server", info, cx.peer)
-      local send, recv = s.send, s.recv
-      s.send = function(self, m)
-        local ok, err = send(self, m)
-        if ok then
-          rec.sent_messages = rec.sent_messages + 1
-          rec.sent_bytes = rec.sent_bytes + size(m, "out")
-        end
-        return ok, err
-      end
-      s.recv = function(self)
-        local m, err = recv(self)
-        if m ~= nil then
-          rec.recv_messages = rec.recv_messages + 1
-          rec.recv_bytes = rec.recv_bytes + size(m, "in")
-        end
-        return m, err
-      end
-      local ok, r1, r2 = pcall(next, s, cx)
-      local final = ok and server_outcome(info.kind, r1, r2, cx) or raised_status(r1)
-      if ok and final.code == status.OK and r1 ~= nil and info.kind == "client_stream" then
-        rec.sent_messages = rec.sent_messages + 1
-        rec.sent_bytes = rec.sent_bytes + size(r1, "out")
-      end
-      finish_record(rec, final, t0, now)
-      server_identity(rec, cx)
-      emit(rec, cx, info)
-      if not ok then error(r1, 0) end
-      return r1, r2
-    end
     -- client: the call object lives on after next returns; log when its status is known
     local rec = new_record("client", info, info.channel and info.channel.target)
     local ok, call, st = pcall(next, s, cx)
@@ -235,45 +198,11 @@ function interceptors.access_log(opts)
       if not ok then error(call, 0) end
       return call, st
     end
-    -- count what goes out as the codec encodes it and what arrives as the transport delivers
-    -- it (messages may still sit unread when the status comes in)
-    local codec = call.codec
-    if type(codec) == "table" then
-      call.codec = {
-        encode = function(m)
-          local bytes, err = codec.encode(m)
-          if bytes then
-            rec.sent_messages = rec.sent_messages + 1
-            rec.sent_bytes = rec.sent_bytes + #bytes
-          end
-          return bytes, err
-        end,
-        decode = codec.decode,
-      }
-    end
-    local on_event = call._event
-    call._event = function(self, ev)
-      if ev.type == "message" and not self.st then
-        rec.recv_messages = rec.recv_messages + 1
-        rec.recv_bytes = rec.recv_bytes + #ev.data
-      end
-      return on_event(self, ev)
-    end
-    local logged = false
-    local function done()
-      if logged or not call:done() then return end
-      logged = true
-      finish_record(rec, call:status(), t0, now)
+    call:on_done(function(fst)
+      fill(rec, call:stats())
+      finish_record(rec, fst, t0, now)
       emit(rec, cx, info)
-    end
-    -- lgrpc.call ends every call through _finish (codec, _event and _finish are the hooks
-    -- this interceptor needs from lgrpc.call until it offers public ones)
-    local finish = call._finish
-    call._finish = function(self, fst)
-      finish(self, fst)
-      done()
-    end
-    done()
+    end)
     return call, st
   end
 

@@ -103,7 +103,8 @@ function Server:add(service_name, impl)
     self.methods[path] = {
       kind = kind, handler = impl[name], path = path,
       streaming_in = kind == "client_stream" or kind == "bidi",
-      info = { method = path, service = full, name = name, kind = kind, server = self },
+      info = { method = path, service = full, name = name, kind = kind, server = self,
+        input_type = (it:gsub("^%.", "")), output_type = (ot:gsub("^%.", "")) },
       decode = function(bytes) return pool:decode(it, bytes, dopts) end,
       encode = function(msg)
         if type(msg) ~= "table" then return nil, "message table expected, got " .. type(msg) end
@@ -230,6 +231,7 @@ function Server:_start(conn, ev)
   local c = setmetatable({
     server = self, conn = conn, stream = stream, id = stream:id(), m = m, rt = rt,
     inbox = {}, ihead = 1, itail = 0, inbox_bytes = 0, nrecv = 0,
+    recv_bytes = 0, nsent = 0, sent_bytes = 0,
     waiters = {}, tasks = {},
   }, SCall)
   local ctx = setmetatable({
@@ -255,6 +257,7 @@ function SCall:_event(ev)
   local t = ev.type
   if t == "message" then
     self.nrecv = self.nrecv + 1
+    self.recv_bytes = self.recv_bytes + #ev.data
     self.itail = self.itail + 1
     self.inbox[self.itail] = ev.data
     self.inbox_bytes = self.inbox_bytes + #ev.data
@@ -299,7 +302,8 @@ function SCall:_cancelled(st)
   changed(self)
 end
 
--- Sends the final status (once), with pending headers and trailers.
+-- Sends the final status (once), with pending headers and trailers. Details that cannot be
+-- encoded (a type the pool does not know) are logged and left out: code and message still go.
 function SCall:_status(st)
   if self.finished then return end
   self.finished = true
@@ -308,7 +312,13 @@ function SCall:_status(st)
     self.stream:send_headers(self.header_md:to_table())
   end
   local trailers = self.trailer_md and self.trailer_md:to_table() or nil
-  self.stream:send_status(st.code, st.message, trailers, st.details)
+  local bin, err = status.encode_details(st, self.server.pool)
+  if err then
+    self.server.log("lgrpc: " .. self.m.path .. ": status details not sent: " .. err)
+    st = status.new(st.code, st.message)
+  end
+  self.sent_status = st
+  self.stream:send_status(st.code, st.message, trailers, bin)
 end
 
 local function flush_headers(c)
@@ -330,6 +340,8 @@ function SCall:_send(msg)
     local st = require("lgrpc.call").status_from_error(buffered)
     return nil, st
   end
+  self.nsent = self.nsent + 1
+  self.sent_bytes = self.sent_bytes + #bytes
   while buffered and buffered > SEND_HIGH_WATER and not self.finished do
     wait_change(self)
     buffered = self.stream:buffered()
@@ -471,6 +483,15 @@ function SCall:_done()
   self.ctx:_cancel(self.cancel_status or status.cancelled("the call has ended"), true)
   self.inbox = {}
   srv:_changed()
+  local hooks = self.ctx._on_done
+  if hooks then
+    self.ctx._on_done = nil
+    local final = self.sent_status or self.cancel_status or status.cancelled("the call has ended")
+    for _, fn in ipairs(hooks) do
+      local ok, e = pcall(fn, final)
+      if not ok then srv.log("lgrpc: " .. self.m.path .. ": on_done hook failed: " .. tostring(e)) end
+    end
+  end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -502,6 +523,25 @@ function Ctx:set_trailer(md)
   local ok, err = c.trailer_md:merge(md)
   if not ok then error("lgrpc: ctx:set_trailer: " .. err, 2) end
   return true
+end
+
+--- Runs fn(status) once the call is over, with the status actually sent to the client (or
+-- the cancellation: client reset, deadline, connection gone). Hooks run in the handler's task,
+-- after the status is out; an error in one is logged.
+function Ctx:on_done(fn)
+  if type(fn) ~= "function" then error("lgrpc: ctx:on_done: function expected", 2) end
+  local hooks = self._on_done
+  if not hooks then hooks = {} self._on_done = hooks end
+  hooks[#hooks + 1] = fn
+  return true
+end
+
+--- Message and byte counts so far (bytes of encoded messages, without gRPC framing):
+-- { messages_received, bytes_received, messages_sent, bytes_sent }.
+function Ctx:stats()
+  local c = self._call
+  return { messages_received = c.nrecv, bytes_received = c.recv_bytes,
+    messages_sent = c.nsent, bytes_sent = c.sent_bytes }
 end
 
 --- Seconds left before the deadline (nil without one; 0 once passed).
