@@ -384,48 +384,13 @@ static int out_fail(ectx *c, int rc)
   return lgrpc_codec_fail(c->err, rc, "%s", lgrpc_codec_strerror(rc));
 }
 
-static int is_default(const lgrpc_field *f, const lgrpc_value *v)
-{
-  switch (f->type) {
-  case LGRPC_TYPE_DOUBLE: { uint64_t u; memcpy(&u, &v->v.d, 8); return u == 0; }
-  case LGRPC_TYPE_FLOAT: { uint32_t u; memcpy(&u, &v->v.f, 4); return u == 0; }
-  case LGRPC_TYPE_BOOL: return !v->v.b;
-  case LGRPC_TYPE_STRING: case LGRPC_TYPE_BYTES: return v->n == 0;
-  default: return v->v.u64 == 0;
-  }
-}
-
-/* the value alone (no tag) */
-static int put_value(lgrpc_wbuf *b, const lgrpc_field *f, const lgrpc_value *v)
-{
-  switch (f->type) {
-  case LGRPC_TYPE_INT32: case LGRPC_TYPE_INT64: case LGRPC_TYPE_ENUM:
-    return lgrpc_wire_put_varint(b, (uint64_t)v->v.i64);
-  case LGRPC_TYPE_UINT32: case LGRPC_TYPE_UINT64: return lgrpc_wire_put_varint(b, v->v.u64);
-  case LGRPC_TYPE_SINT32: return lgrpc_wire_put_varint(b, lgrpc_wire_zigzag32((int32_t)v->v.i64));
-  case LGRPC_TYPE_SINT64: return lgrpc_wire_put_varint(b, lgrpc_wire_zigzag64(v->v.i64));
-  case LGRPC_TYPE_BOOL: return lgrpc_wire_put_varint(b, v->v.b ? 1 : 0);
-  case LGRPC_TYPE_FIXED32: return lgrpc_wire_put_fixed32(b, (uint32_t)v->v.u64);
-  case LGRPC_TYPE_SFIXED32: return lgrpc_wire_put_fixed32(b, (uint32_t)(int32_t)v->v.i64);
-  case LGRPC_TYPE_FIXED64: return lgrpc_wire_put_fixed64(b, v->v.u64);
-  case LGRPC_TYPE_SFIXED64: return lgrpc_wire_put_fixed64(b, (uint64_t)v->v.i64);
-  case LGRPC_TYPE_FLOAT: { uint32_t u; memcpy(&u, &v->v.f, 4); return lgrpc_wire_put_fixed32(b, u); }
-  case LGRPC_TYPE_DOUBLE: { uint64_t u; memcpy(&u, &v->v.d, 8); return lgrpc_wire_put_fixed64(b, u); }
-  case LGRPC_TYPE_STRING: case LGRPC_TYPE_BYTES: {
-    int rc = lgrpc_wire_put_varint(b, v->n);
-    return rc ? rc : lgrpc_wire_put_bytes(b, v->s, v->n);
-  }
-  }
-  return LGRPC_ECODEC_VALUE;
-}
-
 static int enc_value(ectx *c, const lgrpc_field *f, const lgrpc_value *v)
 {
   int rc;
   if (f->type == LGRPC_TYPE_STRING && (f->flags & LGRPC_F_UTF8) &&
       !lgrpc_wire_utf8_valid((const uint8_t *)v->s, v->n))
     return lgrpc_codec_fail(c->err, LGRPC_ECODEC_UTF8, "string is not valid UTF-8");
-  if ((rc = lgrpc_wire_put_tag(c->out, f->number, f->wt)) || (rc = put_value(c->out, f, v)))
+  if ((rc = lgrpc_wire_put_tag(c->out, f->number, f->wt)) || (rc = lgrpc_codec_put_value(c->out, f, v)))
     return out_fail(c, rc);
   return 0;
 }
@@ -472,7 +437,7 @@ static int enc_list(ectx *c, const lgrpc_field *f, size_t n, int depth)
       if (rc) return rc;
       c->npath = depth + 1;
     } else if (f->flags & LGRPC_F_PACKED) {
-      if ((rc = put_value(c->out, f, &v))) return out_fail(c, rc);
+      if ((rc = lgrpc_codec_put_value(c->out, f, &v))) return out_fail(c, rc);
     } else if ((rc = enc_value(c, f, &v))) {
       return rc;
     }
@@ -526,7 +491,7 @@ static int enc_msg(ectx *c, const lgrpc_msgdef *m, int depth)
       *slot = f;
     }
     if (rc == LGRPC_SRC_VALUE) {
-      if (!(f->flags & LGRPC_F_PRESENCE) && !(m->flags & LGRPC_M_MAP_ENTRY) && is_default(f, &v))
+      if (!(f->flags & LGRPC_F_PRESENCE) && !(m->flags & LGRPC_M_MAP_ENTRY) && lgrpc_codec_is_default(f, &v))
         continue;
       if ((rc = enc_value(c, f, &v))) return rc;
     } else {

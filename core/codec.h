@@ -57,4 +57,40 @@ int lgrpc_codec_decode(const lgrpc_schema *s, uint32_t msg, const uint8_t *p, si
 int lgrpc_codec_encode(const lgrpc_schema *s, uint32_t msg, const lgrpc_codec_source *src,
                        lgrpc_wbuf *out, int partial, lgrpc_codec_err *err);
 
+/* Pieces of the encode walk for a binding's own fast path: one value of f alone (no tag), and
+ * whether it is the default that implicit presence leaves out. */
+static inline int lgrpc_codec_is_default(const lgrpc_field *f, const lgrpc_value *v)
+{
+  switch (f->type) {
+  case LGRPC_TYPE_DOUBLE: { uint64_t u; memcpy(&u, &v->v.d, 8); return u == 0; }
+  case LGRPC_TYPE_FLOAT: { uint32_t u; memcpy(&u, &v->v.f, 4); return u == 0; }
+  case LGRPC_TYPE_BOOL: return !v->v.b;
+  case LGRPC_TYPE_STRING: case LGRPC_TYPE_BYTES: return v->n == 0;
+  default: return v->v.u64 == 0;
+  }
+}
+
+static inline int lgrpc_codec_put_value(lgrpc_wbuf *b, const lgrpc_field *f, const lgrpc_value *v)
+{
+  switch (f->type) {
+  case LGRPC_TYPE_INT32: case LGRPC_TYPE_INT64: case LGRPC_TYPE_ENUM:
+    return lgrpc_wire_put_varint(b, (uint64_t)v->v.i64);
+  case LGRPC_TYPE_UINT32: case LGRPC_TYPE_UINT64: return lgrpc_wire_put_varint(b, v->v.u64);
+  case LGRPC_TYPE_SINT32: return lgrpc_wire_put_varint(b, lgrpc_wire_zigzag32((int32_t)v->v.i64));
+  case LGRPC_TYPE_SINT64: return lgrpc_wire_put_varint(b, lgrpc_wire_zigzag64(v->v.i64));
+  case LGRPC_TYPE_BOOL: return lgrpc_wire_put_varint(b, v->v.b ? 1 : 0);
+  case LGRPC_TYPE_FIXED32: return lgrpc_wire_put_fixed32(b, (uint32_t)v->v.u64);
+  case LGRPC_TYPE_SFIXED32: return lgrpc_wire_put_fixed32(b, (uint32_t)(int32_t)v->v.i64);
+  case LGRPC_TYPE_FIXED64: return lgrpc_wire_put_fixed64(b, v->v.u64);
+  case LGRPC_TYPE_SFIXED64: return lgrpc_wire_put_fixed64(b, (uint64_t)v->v.i64);
+  case LGRPC_TYPE_FLOAT: { uint32_t u; memcpy(&u, &v->v.f, 4); return lgrpc_wire_put_fixed32(b, u); }
+  case LGRPC_TYPE_DOUBLE: { uint64_t u; memcpy(&u, &v->v.d, 8); return lgrpc_wire_put_fixed64(b, u); }
+  case LGRPC_TYPE_STRING: case LGRPC_TYPE_BYTES: {
+    int rc = lgrpc_wire_put_varint(b, v->n);
+    return rc ? rc : lgrpc_wire_put_bytes(b, v->s, v->n);
+  }
+  }
+  return LGRPC_ECODEC_VALUE;
+}
+
 #endif

@@ -449,6 +449,240 @@ static int src_unknown(void *ud, const uint8_t **p, size_t *n)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* encode fast path: the schema walked straight over the Lua tables, without the source
+ * callbacks. It handles what messages usually hold and gives up (returns 1) on anything else:
+ * groups, cdata and other unusual values, deterministic maps, a missing required field, a
+ * second oneof member, any invalid value, limits. The caller then runs the source path from
+ * the start, which writes the same bytes or reports the error with its path. */
+
+typedef struct fenc {
+  lua_State *L;
+  const lgrpc_schema *s;
+  lgrpc_wbuf *out;
+  int names, enums, unk_key; /* stack slots */
+  int partial;
+} fenc;
+
+#define FE_GIVE_UP 1
+
+/* an integer in range lo..hi of int64 (the Lua value at idx), as src_integer reads it */
+static int fe_integer(fenc *e, int idx, int64_t *out)
+{
+  lua_State *L = e->L;
+  int t = lua_type(L, idx);
+  if (t == LUA_TNUMBER) {
+#if LGRPC_NATIVE_INT64
+    if (lua_isinteger(L, idx)) { *out = (int64_t)lua_tointeger(L, idx); return 0; }
+#endif
+    double d = (double)lua_tonumber(L, idx);
+    if (d != floor(d) || !(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return FE_GIVE_UP;
+    *out = (int64_t)d;
+    return 0;
+  }
+  if (t == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    lint li;
+    if (!parse_decimal(s, n, 0, NULL, &li) || li.big) return FE_GIVE_UP;
+    *out = li.i;
+    return 0;
+  }
+  return FE_GIVE_UP;
+}
+
+/* the value at idx as f's type, with src_convert's checks (any failure: give up) */
+static int fe_convert(fenc *e, const lgrpc_field *f, int idx, lgrpc_value *v)
+{
+  lua_State *L = e->L;
+  int64_t i;
+  switch (f->type) {
+  case LGRPC_TYPE_DOUBLE:
+    if (lua_type(L, idx) != LUA_TNUMBER) return FE_GIVE_UP;
+    v->v.d = (double)lua_tonumber(L, idx);
+    return 0;
+  case LGRPC_TYPE_FLOAT:
+    if (lua_type(L, idx) != LUA_TNUMBER) return FE_GIVE_UP;
+    v->v.f = to_float((double)lua_tonumber(L, idx));
+    return 0;
+  case LGRPC_TYPE_BOOL:
+    if (lua_type(L, idx) != LUA_TBOOLEAN) return FE_GIVE_UP;
+    v->v.b = lua_toboolean(L, idx);
+    return 0;
+  case LGRPC_TYPE_STRING: case LGRPC_TYPE_BYTES:
+    if (lua_type(L, idx) != LUA_TSTRING) return FE_GIVE_UP;
+    v->s = lua_tolstring(L, idx, &v->n);
+    if (f->type == LGRPC_TYPE_STRING && (f->flags & LGRPC_F_UTF8) &&
+        !lgrpc_wire_utf8_valid((const uint8_t *)v->s, v->n))
+      return FE_GIVE_UP;
+    return 0;
+  case LGRPC_TYPE_ENUM:
+    if (lua_type(L, idx) == LUA_TSTRING) {
+      lua_rawgeti(L, e->enums, f->sub + 1);
+      lua_pushvalue(L, idx);
+      lua_rawget(L, -2);
+      int ok = lua_type(L, -1) == LUA_TNUMBER;
+      if (ok) v->v.i64 = (int64_t)lua_tonumber(L, -1);
+      lua_pop(L, 2);
+      return ok ? 0 : FE_GIVE_UP;
+    }
+    if (fe_integer(e, idx, &i) || i < INT32_MIN || i > INT32_MAX) return FE_GIVE_UP;
+    if (e->s->enums[f->sub].closed && lgrpc_schema_enum_find(&e->s->enums[f->sub], (int32_t)i) < 0)
+      return FE_GIVE_UP;
+    v->v.i64 = i;
+    return 0;
+  default:
+    if (fe_integer(e, idx, &i)) return FE_GIVE_UP;
+    switch (f->type) {
+    case LGRPC_TYPE_INT32: case LGRPC_TYPE_SINT32: case LGRPC_TYPE_SFIXED32:
+      if (i < INT32_MIN || i > INT32_MAX) return FE_GIVE_UP;
+      break;
+    case LGRPC_TYPE_UINT32: case LGRPC_TYPE_FIXED32:
+      if (i < 0 || i > (int64_t)UINT32_MAX) return FE_GIVE_UP;
+      break;
+    default: break; /* 64-bit types: any int64 (uint64 takes negatives as their bits) */
+    }
+    v->v.i64 = i;
+    return 0;
+  }
+}
+
+static int fe_msg(fenc *e, const lgrpc_msgdef *m, int t, int depth);
+
+static inline int fe_tag(fenc *e, const lgrpc_field *f, int wt)
+{
+  return lgrpc_wire_put_tag(e->out, f->number, wt) ? FE_GIVE_UP : 0;
+}
+
+/* tag, a reserved length byte, body from fe_msg, the length patched: the message table at t */
+static int fe_sub(fenc *e, const lgrpc_field *f, int t, int depth)
+{
+  if (fe_tag(e, f, LGRPC_WT_LEN) || lgrpc_wbuf_reserve(e->out, 1)) return FE_GIVE_UP;
+  size_t at = e->out->len++;
+  if (fe_msg(e, &e->s->msgs[f->sub], t, depth + 1)) return FE_GIVE_UP;
+  return lgrpc_wire_patch_length(e->out, at) ? FE_GIVE_UP : 0;
+}
+
+/* one scalar field value at idx: tag and value (no default check) */
+static int fe_value(fenc *e, const lgrpc_field *f, int idx)
+{
+  lgrpc_value v;
+  if (fe_convert(e, f, idx, &v) || fe_tag(e, f, f->wt) || lgrpc_codec_put_value(e->out, f, &v))
+    return FE_GIVE_UP;
+  return 0;
+}
+
+/* map field f: the table at t, entries in lua_next order, each at depth + 1 */
+static int fe_map(fenc *e, const lgrpc_field *f, int t, int depth)
+{
+  lua_State *L = e->L;
+  const lgrpc_msgdef *em = &e->s->msgs[f->sub];
+  if (depth + 1 > e->s->limits.max_depth) return FE_GIVE_UP;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int k = lua_gettop(L) - 1;
+    if (fe_tag(e, f, LGRPC_WT_LEN) || lgrpc_wbuf_reserve(e->out, 1)) return FE_GIVE_UP;
+    size_t at = e->out->len++;
+    for (uint32_t j = 0; j < em->nfields; j++) { /* key (1) and value (2), always written */
+      const lgrpc_field *ef = &em->fields[j];
+      int idx = ef->number == 1 ? k : ef->number == 2 ? k + 1 : 0;
+      if (!idx) continue;
+      if (ef->type == LGRPC_TYPE_MESSAGE) {
+        if (!lua_istable(L, idx) || fe_sub(e, ef, idx, depth + 1)) return FE_GIVE_UP;
+      } else if (ef->type == LGRPC_TYPE_GROUP || fe_value(e, ef, idx)) {
+        return FE_GIVE_UP;
+      }
+    }
+    if (lgrpc_wire_patch_length(e->out, at)) return FE_GIVE_UP;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* repeated field f: the array at t */
+static int fe_list(fenc *e, const lgrpc_field *f, int t, int depth)
+{
+  lua_State *L = e->L;
+  size_t n = lua_rawlen(L, t), at = 0;
+  if (n == 0) return 0;
+  int packed = (f->flags & LGRPC_F_PACKED) != 0;
+  if (packed) {
+    if (fe_tag(e, f, LGRPC_WT_LEN) || lgrpc_wbuf_reserve(e->out, 1)) return FE_GIVE_UP;
+    at = e->out->len++;
+  }
+  for (size_t i = 1; i <= n; i++) {
+    lua_rawgeti(L, t, (lua_Integer)i);
+    int idx = lua_gettop(L);
+    if (f->type == LGRPC_TYPE_MESSAGE) {
+      if (!lua_istable(L, idx) || fe_sub(e, f, idx, depth)) return FE_GIVE_UP;
+    } else if (f->type == LGRPC_TYPE_GROUP || lua_isnil(L, idx)) {
+      return FE_GIVE_UP;
+    } else if (packed) {
+      lgrpc_value v;
+      if (fe_convert(e, f, idx, &v) || lgrpc_codec_put_value(e->out, f, &v)) return FE_GIVE_UP;
+    } else if (fe_value(e, f, idx)) {
+      return FE_GIVE_UP;
+    }
+    lua_settop(L, idx - 1);
+  }
+  if (packed && lgrpc_wire_patch_length(e->out, at)) return FE_GIVE_UP;
+  return 0;
+}
+
+/* the message m from the table at t, at nesting depth (as enc_msg counts it) */
+static int fe_msg(fenc *e, const lgrpc_msgdef *m, int t, int depth)
+{
+  lua_State *L = e->L;
+  uint64_t oneofs = 0;
+  if (depth > e->s->limits.max_depth || m->noneofs > 64 || !lua_checkstack(L, 12)) return FE_GIVE_UP;
+  int top = lua_gettop(L);
+  for (uint32_t j = 0; j < m->nfields; j++) {
+    const lgrpc_field *f = &m->fields[j];
+    lua_rawgeti(L, e->names, f->name);
+    lua_rawget(L, t);
+    int v = top + 1, type = lua_type(L, v);
+    int rc = 0;
+    if (type == LUA_TNIL) {
+      lua_settop(L, top);
+      if (f->label == LGRPC_LABEL_REQUIRED && !e->partial) return FE_GIVE_UP;
+      continue;
+    }
+    if (f->oneof >= 0) {
+      uint64_t bit = (uint64_t)1 << f->oneof;
+      if (oneofs & bit) return FE_GIVE_UP;
+      oneofs |= bit;
+    }
+    if (f->flags & (LGRPC_F_REPEATED | LGRPC_F_MAP)) {
+      if (type != LUA_TTABLE) return FE_GIVE_UP;
+      rc = (f->flags & LGRPC_F_MAP) ? fe_map(e, f, v, depth) : fe_list(e, f, v, depth);
+    } else if (f->type == LGRPC_TYPE_MESSAGE) {
+      rc = type != LUA_TTABLE || fe_sub(e, f, v, depth);
+    } else if (f->type == LGRPC_TYPE_GROUP) {
+      rc = FE_GIVE_UP;
+    } else {
+      lgrpc_value val;
+      rc = fe_convert(e, f, v, &val);
+      if (!rc && ((f->flags & LGRPC_F_PRESENCE) || (m->flags & LGRPC_M_MAP_ENTRY) ||
+                  !lgrpc_codec_is_default(f, &val)))
+        rc = fe_tag(e, f, f->wt) || lgrpc_codec_put_value(e->out, f, &val);
+    }
+    if (rc) return FE_GIVE_UP;
+    lua_settop(L, top);
+  }
+  lua_pushvalue(L, e->unk_key);
+  lua_rawget(L, t);
+  int type = lua_type(L, -1);
+  if (type == LUA_TSTRING) {
+    size_t n;
+    const char *u = lua_tolstring(L, -1, &n);
+    if (n && lgrpc_wire_put_bytes(e->out, u, n)) return FE_GIVE_UP;
+  } else if (type != LUA_TNIL) {
+    return FE_GIVE_UP;
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* decode sink */
 
 enum { I64_NATIVE, I64_STRING };
@@ -905,7 +1139,16 @@ static int schema_encode(lua_State *L)
   if (S->busy) { lgrpc_wbuf_init(&local, S->s->limits.max_size); out = &local; }
   S->busy++;
   out->len = 0;
-  int rc = lgrpc_codec_encode(S->s, (uint32_t)msg, &src, out, partial, &err);
+  int rc = FE_GIVE_UP;
+  if (!c->deterministic) { /* the fast path first; the source path when it gives up */
+    lua_pushliteral(L, "$unknown");
+    fenc e = { L, S->s, out, c->names, c->enums, lua_gettop(L), partial };
+    rc = fe_msg(&e, &S->s->msgs[msg], 3, 0);
+    if (!rc && out->len > S->s->limits.max_size) rc = FE_GIVE_UP;
+    lua_settop(L, c->tostr);
+    if (rc) out->len = 0;
+  }
+  if (rc) rc = lgrpc_codec_encode(S->s, (uint32_t)msg, &src, out, partial, &err);
   S->busy--;
   if (rc) lua_pushnil(L);
   else lua_pushlstring(L, (const char *)out->data, out->len);
