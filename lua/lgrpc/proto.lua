@@ -3,8 +3,12 @@
 -- Pools are values: two pools in one Lua state never see each other. The only shared state is the
 -- immutable bootstrap copy of descriptor.proto the loader keeps for descriptor sets.
 local loader = require "lgrpc.proto.loader"
+local compiler = require "lgrpc.proto.compiler"
 
 local proto = {}
+
+-- the absent list, for `ipairs(list or EMPTY)`; never written to
+local EMPTY = setmetatable({}, { __newindex = function() error("EMPTY is read-only", 2) end })
 
 local SYSTEM_INCLUDE = "/usr/include"
 
@@ -16,7 +20,8 @@ local function strip_dot(name)
   if type(name) ~= "string" then
     error("type name expected, got " .. type(name), 3)
   end
-  return (name:gsub("^%.", ""))
+  if name:byte(1) == 46 then return name:sub(2) end -- "."
+  return name
 end
 
 local function join(prefix, name)
@@ -37,20 +42,20 @@ local function each_symbol(fdp, fn)
     end
   end
   local function enums(scope, list)
-    for _, e in ipairs(list or {}) do
+    for _, e in ipairs(list or EMPTY) do
       fn(join(scope, e.name), "enum", e)
-      for _, v in ipairs(e.value or {}) do fn(join(scope, v.name), "enum_value", v) end
+      for _, v in ipairs(e.value or EMPTY) do fn(join(scope, v.name), "enum_value", v) end
     end
   end
   local function extensions(scope, list)
-    for _, x in ipairs(list or {}) do fn(join(scope, x.name), "extension", x) end
+    for _, x in ipairs(list or EMPTY) do fn(join(scope, x.name), "extension", x) end
   end
   local function messages(scope, list)
-    for _, m in ipairs(list or {}) do
+    for _, m in ipairs(list or EMPTY) do
       local full = join(scope, m.name)
       fn(full, "message", m)
-      for _, f in ipairs(m.field or {}) do fn(join(full, f.name), "field", f) end
-      for _, o in ipairs(m.oneof_decl or {}) do fn(join(full, o.name), "oneof", o) end
+      for _, f in ipairs(m.field or EMPTY) do fn(join(full, f.name), "field", f) end
+      for _, o in ipairs(m.oneof_decl or EMPTY) do fn(join(full, o.name), "oneof", o) end
       messages(full, m.nested_type)
       enums(full, m.enum_type)
       extensions(full, m.extension)
@@ -59,10 +64,10 @@ local function each_symbol(fdp, fn)
   messages(pkg, fdp.message_type)
   enums(pkg, fdp.enum_type)
   extensions(pkg, fdp.extension)
-  for _, s in ipairs(fdp.service or {}) do
+  for _, s in ipairs(fdp.service or EMPTY) do
     local full = join(pkg, s.name)
     fn(full, "service", s)
-    for _, m in ipairs(s.method or {}) do fn(join(full, m.name), "method", m) end
+    for _, m in ipairs(s.method or EMPTY) do fn(join(full, m.name), "method", m) end
   end
 end
 
@@ -73,7 +78,7 @@ function proto.pool(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("options table expected", 2) end
   local include = {}
-  for _, dir in ipairs(opts.include or {}) do
+  for _, dir in ipairs(opts.include or EMPTY) do
     if type(dir) ~= "string" then error("include: directory names must be strings", 2) end
     include[#include + 1] = dir
   end
@@ -139,7 +144,7 @@ function Pool:load_descriptor_set(bytes)
   local set, err = bootstrap_schema():decode("google.protobuf.FileDescriptorSet", bytes)
   if not set then return nil, "descriptor set: " .. err end
   local pending, order = {}, {}
-  for _, fdp in ipairs(set.file or {}) do
+  for _, fdp in ipairs(set.file or EMPTY) do
     if not fdp.name then return nil, "descriptor set: a file has no name" end
     if not self._by_name[fdp.name] and not pending[fdp.name] then
       pending[fdp.name] = fdp
@@ -156,7 +161,7 @@ function Pool:load_descriptor_set(bytes)
     end
     if visiting[name] then return nil, 'descriptor set: import cycle through "' .. name .. '"' end
     visiting[name] = true
-    for _, dep in ipairs(fdp.dependency or {}) do
+    for _, dep in ipairs(fdp.dependency or EMPTY) do
       local ok, e = add(dep, name)
       if not ok then return nil, e end
     end
@@ -193,7 +198,7 @@ function Pool:descriptor_set(names, opts)
     local fdp = self._by_name[name]
     if not fdp then return nil, 'no file "' .. tostring(name) .. '" in this pool' end
     seen[name] = true
-    for _, dep in ipairs(fdp.dependency or {}) do
+    for _, dep in ipairs(fdp.dependency or EMPTY) do
       local ok, err = add(dep)
       if not ok then return nil, err end
     end
@@ -313,19 +318,28 @@ function Pool:_add_file(fdp)
   local name = fdp.name
   if type(name) ~= "string" then return nil, "file has no name" end
   if self._by_name[name] then return nil, 'file "' .. name .. '" is already in the pool' end
+  -- the compiler's index of the file (built while compiling it, or here for a descriptor set):
+  -- full name -> { kind, desc, file }, the first definition of a name in protoc's order
+  local symbols = self._symbols
+  local index = compiler.index_file(fdp)
   local conflict
-  each_symbol(fdp, function(full, kind)
-    local old = self._symbols[full]
-    if old and not conflict and not (kind == "package" and old.kind == "package") then
-      conflict = string.format('"%s" is already defined in file "%s".', full, old.file)
-    end
-  end)
-  if conflict then return nil, name .. ": " .. conflict end
-  each_symbol(fdp, function(full, kind, desc)
-    if not self._symbols[full] then
-      self._symbols[full] = { kind = kind, desc = desc, file = name }
-    end
-  end)
+  for full, sym in pairs(index) do
+    local old = symbols[full]
+    if old and not (sym.kind == "package" and old.kind == "package") then conflict = true; break end
+  end
+  if conflict then
+    -- report the first conflict in declaration order, as protoc would
+    each_symbol(fdp, function(full, kind)
+      local old = symbols[full]
+      if old and conflict == true and not (kind == "package" and old.kind == "package") then
+        conflict = string.format('"%s" is already defined in file "%s".', full, old.file)
+      end
+    end)
+    return nil, name .. ": " .. conflict
+  end
+  for full, sym in pairs(index) do
+    if not symbols[full] then symbols[full] = sym end
+  end
   self._files[#self._files + 1] = fdp
   self._by_name[name] = fdp
   self._schema = nil

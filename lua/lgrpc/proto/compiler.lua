@@ -9,6 +9,9 @@ local options = require "lgrpc.proto.options"
 
 local M = {}
 
+-- the absent list, for `ipairs(list or EMPTY)`; never written to
+local EMPTY = setmetatable({}, { __newindex = function() error("EMPTY is read-only", 2) end })
+
 local function raise(pos, msg) error({ lgrpc_compile = true, pos = pos, msg = msg }, 0) end
 M.raise = raise
 
@@ -69,30 +72,30 @@ local function index_file(fdp)
       if not idx[acc] then idx[acc] = { kind = "package", file = file } end
     end
   end
-  local function add(full, kind, desc, parent)
-    if not idx[full] then idx[full] = { kind = kind, desc = desc, file = file, parent = parent } end
+  local function add(full, kind, desc)
+    if not idx[full] then idx[full] = { kind = kind, desc = desc, file = file } end
   end
   local function add_enum(scope, e)
     local full = join(scope, e.name)
     add(full, "enum", e)
-    for _, v in ipairs(e.value or {}) do add(join(scope, v.name), "enum_value", v, e) end
+    for _, v in ipairs(e.value or EMPTY) do add(join(scope, v.name), "enum_value", v, e) end
   end
   local function add_message(scope, m)
     local full = join(scope, m.name)
     add(full, "message", m)
-    for _, f in ipairs(m.field or {}) do add(join(full, f.name), "field", f, m) end
-    for _, o in ipairs(m.oneof_decl or {}) do add(join(full, o.name), "oneof", o, m) end
-    for _, n in ipairs(m.nested_type or {}) do add_message(full, n) end
-    for _, e in ipairs(m.enum_type or {}) do add_enum(full, e) end
-    for _, x in ipairs(m.extension or {}) do add(join(full, x.name), "extension", x, m) end
+    for _, f in ipairs(m.field or EMPTY) do add(join(full, f.name), "field", f, m) end
+    for _, o in ipairs(m.oneof_decl or EMPTY) do add(join(full, o.name), "oneof", o, m) end
+    for _, n in ipairs(m.nested_type or EMPTY) do add_message(full, n) end
+    for _, e in ipairs(m.enum_type or EMPTY) do add_enum(full, e) end
+    for _, x in ipairs(m.extension or EMPTY) do add(join(full, x.name), "extension", x, m) end
   end
-  for _, m in ipairs(fdp.message_type or {}) do add_message(pkg, m) end
-  for _, e in ipairs(fdp.enum_type or {}) do add_enum(pkg, e) end
-  for _, x in ipairs(fdp.extension or {}) do add(join(pkg, x.name), "extension", x) end
-  for _, s in ipairs(fdp.service or {}) do
+  for _, m in ipairs(fdp.message_type or EMPTY) do add_message(pkg, m) end
+  for _, e in ipairs(fdp.enum_type or EMPTY) do add_enum(pkg, e) end
+  for _, x in ipairs(fdp.extension or EMPTY) do add(join(pkg, x.name), "extension", x) end
+  for _, s in ipairs(fdp.service or EMPTY) do
     local full = join(pkg, s.name)
     add(full, "service", s)
-    for _, m in ipairs(s.method or {}) do add(join(full, m.name), "method", m, s) end
+    for _, m in ipairs(s.method or EMPTY) do add(join(full, m.name), "method", m, s) end
   end
   index_cache[fdp] = idx
   return idx
@@ -152,7 +155,7 @@ end
 function Builder:field_options(fd, node, list, field_scope, node_is_extension)
   local rest = {}
   local seen = {}
-  for _, o in ipairs(list or {}) do
+  for _, o in ipairs(list or EMPTY) do
     local simple = #o.name == 1 and not o.name[1].ext and o.name[1].name
     if simple == "default" or simple == "json_name" then
       if seen[simple] then raise(o.name[1].pos, 'Already set option "' .. simple .. '".') end
@@ -173,10 +176,12 @@ function Builder:field_options(fd, node, list, field_scope, node_is_extension)
 end
 
 function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
-  local field_scope = join(scope, node.tag == "group" and node.name:lower() or node.name)
+  local fname = node.tag == "group" and node.name:lower() or node.name
+  local field_full = scope == "" and fname or scope .. "." .. fname
   local proto3 = self.proto3
   local fd = { name = node.name }
   self.nodes[fd] = node
+  self.full_names[fd] = field_full
   if node.tag ~= "group" and node.tag ~= "map" then
     if in_oneof then
       if node.label then raise(node.pos, "Fields in oneofs must not have labels (required / optional / repeated).") end
@@ -223,13 +228,13 @@ function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
     fd.type = "TYPE_MESSAGE"
     fd.type_name = "." .. entry_full
   else
-    self:set_type(fd, node.type, node.type_pos, join(scope, node.name))
+    self:set_type(fd, node.type, node.type_pos, field_full)
   end
-  self:field_options(fd, node, node.options, field_scope, extendee_node ~= nil)
+  if node.options then self:field_options(fd, node, node.options, field_full, extendee_node ~= nil) end
   if extendee_node then
     fd.extendee = extendee_node.extendee
     self.unresolved[#self.unresolved + 1] = { desc = fd, name = extendee_node.extendee,
-      pos = extendee_node.extendee_pos, scope = join(scope, fd.name), field = "extendee" }
+      pos = extendee_node.extendee_pos, scope = field_full, field = "extendee" }
   end
   return fd
 end
@@ -265,6 +270,7 @@ function Builder:message(node, scope, name)
   local msg = { name = name or node.name }
   self.nodes[msg] = node
   local full = join(scope, msg.name)
+  self.full_names[msg] = full
   local saved_scope = self.cur_scope
   self.cur_scope = full
   local max_ranges = {}
@@ -338,7 +344,7 @@ function Builder:message(node, scope, name)
         if not names then
           names = {}
           for _, f in ipairs(msg.field) do names[f.name] = true end
-          for _, o in ipairs(msg.oneof_decl or {}) do names[o.name] = true end
+          for _, o in ipairs(msg.oneof_decl or EMPTY) do names[o.name] = true end
         end
         local oname = fd.name
         if oname:sub(1, 1) ~= "_" then oname = "_" .. oname end
@@ -460,7 +466,7 @@ end
 function Builder:visible_files()
   local list, seen = { self.fdp }, { [self.name] = true }
   local function add_public(f)
-    for _, i in ipairs(f.public_dependency or {}) do
+    for _, i in ipairs(f.public_dependency or EMPTY) do
       local dep = self.env.file(f.dependency[i + 1])
       if dep and not seen[dep.name] then
         seen[dep.name] = true
@@ -469,7 +475,7 @@ function Builder:visible_files()
       end
     end
   end
-  for _, dname in ipairs(self.fdp.dependency or {}) do
+  for _, dname in ipairs(self.fdp.dependency or EMPTY) do
     local dep = self.env.file(dname)
     if dep and not seen[dep.name] then
       seen[dep.name] = true
@@ -565,18 +571,18 @@ function Builder:crosslink_order()
   end
   local out = {}
   local function add(desc)
-    for _, u in ipairs(by_desc[desc] or {}) do out[#out + 1] = u end
+    for _, u in ipairs(by_desc[desc] or EMPTY) do out[#out + 1] = u end
   end
   local function message(m)
-    for _, n in ipairs(m.nested_type or {}) do message(n) end
-    for _, f in ipairs(m.field or {}) do add(f) end
-    for _, x in ipairs(m.extension or {}) do add(x) end
+    for _, n in ipairs(m.nested_type or EMPTY) do message(n) end
+    for _, f in ipairs(m.field or EMPTY) do add(f) end
+    for _, x in ipairs(m.extension or EMPTY) do add(x) end
   end
   local fdp = self.fdp
-  for _, m in ipairs(fdp.message_type or {}) do message(m) end
-  for _, x in ipairs(fdp.extension or {}) do add(x) end
-  for _, sv in ipairs(fdp.service or {}) do
-    for _, m in ipairs(sv.method or {}) do add(m) end
+  for _, m in ipairs(fdp.message_type or EMPTY) do message(m) end
+  for _, x in ipairs(fdp.extension or EMPTY) do add(x) end
+  for _, sv in ipairs(fdp.service or EMPTY) do
+    for _, m in ipairs(sv.method or EMPTY) do add(m) end
   end
   return out
 end
@@ -610,6 +616,9 @@ end
 function Builder:check_symbols()
   local seen = {}
   local fdp = self.fdp
+  local file = self.name
+  -- the pool's symbol table when the loader hands it over (names without a leading dot)
+  local symbols, env_symbol = self.env.symbols, self.env.symbol
   local function define(full, desc, kind, scope_desc_name)
     local prev = seen[full]
     if prev and not (prev.kind == "package" and kind == "package") then
@@ -623,8 +632,9 @@ function Builder:check_symbols()
       end
       raise(pos, msg)
     end
-    if self.env.symbol and kind ~= "package" then
-      local other = self.env.symbol(full)
+    if kind ~= "package" and (symbols or env_symbol) then
+      local other
+      if symbols then other = symbols[full] else other = env_symbol(full) end
       if other and other.file and other.file ~= self.name then
         if other.kind == "package" then
           raise(self:pos_of(desc, "name_pos"), '"' .. full .. '" is already defined (as something else) in file "' .. other.file .. '".')
@@ -632,38 +642,42 @@ function Builder:check_symbols()
         raise(self:pos_of(desc, "name_pos"), '"' .. full .. '" is already defined in file "' .. other.file .. '".')
       end
     end
-    seen[full] = { kind = kind, desc = desc }
+    seen[full] = { kind = kind, desc = desc, file = file }
   end
   local pkg = fdp.package or ""
   if pkg ~= "" then
     local acc
-    for part in pkg:gmatch("[^.]+") do acc = join(acc, part); seen[acc] = { kind = "package" } end
+    for part in pkg:gmatch("[^.]+") do acc = join(acc, part); seen[acc] = { kind = "package", file = file } end
   end
   -- protoc's DescriptorBuilder adds a message's, enum's or service's own name after its members
   local function enum(scope, e)
-    for _, v in ipairs(e.value or {}) do define(join(scope, v.name), v, "enum_value") end
+    for _, v in ipairs(e.value or EMPTY) do define(join(scope, v.name), v, "enum_value") end
     define(join(scope, e.name), e, "enum")
   end
+  local full_names = self.full_names
   local function message(scope, m)
-    local full = join(scope, m.name)
+    local full = full_names[m] or join(scope, m.name)
     -- protoc's BuildMessage order: oneofs, fields, nested types, enums, extensions
-    for _, o in ipairs(m.oneof_decl or {}) do
-      if self.nodes[o] then define(join(full, o.name), o, "oneof") else seen[join(full, o.name)] = { kind = "oneof" } end
+    for _, o in ipairs(m.oneof_decl or EMPTY) do
+      if self.nodes[o] then define(full .. "." .. o.name, o, "oneof")
+      else seen[full .. "." .. o.name] = { kind = "oneof", desc = o, file = file } end
     end
-    for _, f in ipairs(m.field or {}) do define(join(full, f.name), f, "field") end
-    for _, n in ipairs(m.nested_type or {}) do message(full, n) end
-    for _, e in ipairs(m.enum_type or {}) do enum(full, e) end
-    for _, x in ipairs(m.extension or {}) do define(join(full, x.name), x, "extension") end
+    for _, f in ipairs(m.field or EMPTY) do define(full_names[f] or full .. "." .. f.name, f, "field") end
+    for _, n in ipairs(m.nested_type or EMPTY) do message(full, n) end
+    for _, e in ipairs(m.enum_type or EMPTY) do enum(full, e) end
+    for _, x in ipairs(m.extension or EMPTY) do define(full_names[x] or full .. "." .. x.name, x, "extension") end
     define(full, m, "message")
   end
-  for _, m in ipairs(fdp.message_type or {}) do message(pkg, m) end
-  for _, e in ipairs(fdp.enum_type or {}) do enum(pkg, e) end
-  for _, s in ipairs(fdp.service or {}) do
+  for _, m in ipairs(fdp.message_type or EMPTY) do message(pkg, m) end
+  for _, e in ipairs(fdp.enum_type or EMPTY) do enum(pkg, e) end
+  for _, s in ipairs(fdp.service or EMPTY) do
     local full = join(pkg, s.name)
-    for _, m in ipairs(s.method or {}) do define(join(full, m.name), m, "method") end
+    for _, m in ipairs(s.method or EMPTY) do define(join(full, m.name), m, "method") end
     define(full, s, "service")
   end
-  for _, x in ipairs(fdp.extension or {}) do define(join(pkg, x.name), x, "extension") end
+  for _, x in ipairs(fdp.extension or EMPTY) do define(full_names[x] or join(pkg, x.name), x, "extension") end
+  -- every name is defined once now (packages aside): this is the file's symbol index
+  index_cache[fdp] = seen
 end
 
 local unsigned = { TYPE_UINT32 = true, TYPE_UINT64 = true, TYPE_FIXED32 = true, TYPE_FIXED64 = true }
@@ -717,7 +731,7 @@ function Builder:default_value(fd, v)
     if v.kind ~= "ident" or v.neg then raise(v.pos, "Default value for an enum field must be an identifier.") end
     local e = self.type_desc[fd]
     local found
-    for _, ev in ipairs(e.value or {}) do if ev.name == v.text then found = true break end end
+    for _, ev in ipairs(e.value or EMPTY) do if ev.name == v.text then found = true break end end
     if not found then
       raise(v.pos, 'Enum type "' .. fd.type_name:sub(2) .. '" has no value named "' .. v.text .. '".')
     end
@@ -733,12 +747,12 @@ function Builder:fields_pass()
     if not b.explicit_json[fd] then fd.json_name = M.json_name(fd.name) end
   end
   local function message(m)
-    for _, f in ipairs(m.field or {}) do field(f, m) end
-    for _, f in ipairs(m.extension or {}) do field(f, m) end
-    for _, n in ipairs(m.nested_type or {}) do message(n) end
+    for _, f in ipairs(m.field or EMPTY) do field(f, m) end
+    for _, f in ipairs(m.extension or EMPTY) do field(f, m) end
+    for _, n in ipairs(m.nested_type or EMPTY) do message(n) end
   end
-  for _, m in ipairs(self.fdp.message_type or {}) do message(m) end
-  for _, f in ipairs(self.fdp.extension or {}) do field(f) end
+  for _, m in ipairs(self.fdp.message_type or EMPTY) do message(m) end
+  for _, f in ipairs(self.fdp.extension or EMPTY) do field(f) end
 end
 
 -- the validation protoc's DescriptorBuilder makes after cross-linking
@@ -776,7 +790,7 @@ function Builder:validate()
   local function message(m, scope)
     local full = join(scope, m.name)
     local by_number = {}
-    for _, fd in ipairs(m.field or {}) do
+    for _, fd in ipairs(m.field or EMPTY) do
       check_number(fd)
       local prev = by_number[fd.number]
       if prev then
@@ -790,7 +804,7 @@ function Builder:validate()
       end
     end
     -- map entries: key types
-    for _, n in ipairs(m.nested_type or {}) do
+    for _, n in ipairs(m.nested_type or EMPTY) do
       if n.options and n.options.map_entry and n.field then
         local key = n.field[1]
         if key.type == "TYPE_FLOAT" or key.type == "TYPE_DOUBLE" or key.type == "TYPE_BYTES" or
@@ -804,7 +818,7 @@ function Builder:validate()
       end
     end
     -- reserved
-    for i, rr in ipairs(m.reserved_range or {}) do
+    for i, rr in ipairs(m.reserved_range or EMPTY) do
       for j = 1, i - 1 do
         local o = m.reserved_range[j]
         if rr.start < o["end"] and o.start < rr["end"] then
@@ -813,12 +827,12 @@ function Builder:validate()
         end
       end
     end
-    for _, er in ipairs(m.extension_range or {}) do
+    for _, er in ipairs(m.extension_range or EMPTY) do
       if er.start <= 0 then raise(b:pos_of(er, "pos"), "Extension numbers must be positive integers.") end
       if er["end"] <= er.start then raise(b:pos_of(er, "pos"), "Extension range end number must be greater than start number.") end
       if er["end"] > 536870912 and not (m.options and m.options.message_set_wire_format) then raise(b:pos_of(er, "pos"), "Extension numbers cannot be greater than 536870911.") end
     end
-    for i, er in ipairs(m.extension_range or {}) do
+    for i, er in ipairs(m.extension_range or EMPTY) do
       for j = 1, i - 1 do
         local o = m.extension_range[j]
         if er.start < o["end"] and o.start < er["end"] then
@@ -826,7 +840,7 @@ function Builder:validate()
             " overlaps with already-defined range " .. o.start .. " to " .. (o["end"] - 1) .. ".")
         end
       end
-      for _, rr in ipairs(m.reserved_range or {}) do
+      for _, rr in ipairs(m.reserved_range or EMPTY) do
         if er.start < rr["end"] and rr.start < er["end"] then
           raise(b:pos_of(er, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
             " overlaps with reserved range " .. rr.start .. " to " .. (rr["end"] - 1) .. ".")
@@ -834,16 +848,16 @@ function Builder:validate()
       end
     end
     local reserved_names = {}
-    for _, n in ipairs(m.reserved_name or {}) do reserved_names[n] = true end
-    for _, fd in ipairs(m.field or {}) do
-      for _, rr in ipairs(m.reserved_range or {}) do
+    for _, n in ipairs(m.reserved_name or EMPTY) do reserved_names[n] = true end
+    for _, fd in ipairs(m.field or EMPTY) do
+      for _, rr in ipairs(m.reserved_range or EMPTY) do
         if fd.number >= rr.start and fd.number < rr["end"] then
           -- protoc prints no position here; ours is the field number's
           raise(b:pos_of(fd, "number_pos"), 'Field "' .. fd.name .. '" uses reserved number ' .. fd.number .. ".")
         end
       end
       if reserved_names[fd.name] then raise(b:pos_of(fd, "name_pos"), 'Field name "' .. fd.name .. '" is reserved.') end
-      for _, er in ipairs(m.extension_range or {}) do
+      for _, er in ipairs(m.extension_range or EMPTY) do
         if fd.number >= er.start and fd.number < er["end"] then
           raise(b:pos_of(er, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
             ' includes field "' .. fd.name .. '" (' .. fd.number .. ").")
@@ -856,7 +870,7 @@ function Builder:validate()
         raise(b:pos_of(m.extension_range[1], "pos"), "Extension ranges are not allowed in proto3.")
       end
       local lower = {}
-      for _, fd in ipairs(m.field or {}) do
+      for _, fd in ipairs(m.field or EMPTY) do
         local j = M.json_name(fd.name):lower()
         local prev = lower[j]
         if prev then
@@ -866,14 +880,14 @@ function Builder:validate()
         lower[j] = fd
       end
     end
-    for _, x in ipairs(m.extension or {}) do b:check_extension(x, full) end
-    for _, n in ipairs(m.nested_type or {}) do message(n, full) end
-    for _, e in ipairs(m.enum_type or {}) do b:check_enum(e, full) end
+    for _, x in ipairs(m.extension or EMPTY) do b:check_extension(x, full) end
+    for _, n in ipairs(m.nested_type or EMPTY) do message(n, full) end
+    for _, e in ipairs(m.enum_type or EMPTY) do b:check_enum(e, full) end
   end
   local pkg = self.fdp.package or ""
-  for _, m in ipairs(self.fdp.message_type or {}) do message(m, pkg) end
-  for _, e in ipairs(self.fdp.enum_type or {}) do self:check_enum(e, pkg) end
-  for _, x in ipairs(self.fdp.extension or {}) do self:check_extension(x, pkg) end
+  for _, m in ipairs(self.fdp.message_type or EMPTY) do message(m, pkg) end
+  for _, e in ipairs(self.fdp.enum_type or EMPTY) do self:check_enum(e, pkg) end
+  for _, x in ipairs(self.fdp.extension or EMPTY) do self:check_extension(x, pkg) end
 end
 
 -- extension numbers already taken, per extendee: "extendee#number" -> full name of the extension
@@ -910,7 +924,7 @@ function Builder:check_extension(x, scope)
   local target = self.extendee_desc[x]
   if target then
     local ok = false
-    for _, er in ipairs(target.extension_range or {}) do
+    for _, er in ipairs(target.extension_range or EMPTY) do
       if x.number >= er.start and x.number < er["end"] then ok = true break end
     end
     if not ok then
@@ -966,7 +980,7 @@ function Builder:check_enum(e, scope)
       seen[stripped] = seen[stripped] or v
     end
   end
-  for i, rr in ipairs(e.reserved_range or {}) do
+  for i, rr in ipairs(e.reserved_range or EMPTY) do
     if rr["end"] < rr.start then raise(self:pos_of(rr, "pos"), "Reserved range end number must be greater than start number.") end
     for j = 1, i - 1 do
       local o = e.reserved_range[j]
@@ -977,9 +991,9 @@ function Builder:check_enum(e, scope)
     end
   end
   local reserved_names = {}
-  for _, n in ipairs(e.reserved_name or {}) do reserved_names[n] = true end
+  for _, n in ipairs(e.reserved_name or EMPTY) do reserved_names[n] = true end
   for _, v in ipairs(e.value) do
-    for _, rr in ipairs(e.reserved_range or {}) do
+    for _, rr in ipairs(e.reserved_range or EMPTY) do
       if v.number >= rr.start and v.number <= rr["end"] then
         raise(self:pos_of(v, "number_pos"), 'Enum value "' .. v.name .. '" uses reserved number ' .. v.number .. ".")
       end
@@ -992,6 +1006,7 @@ end
 -- compile(tree, env) -> fdp | nil, err
 -- env.name: the virtual file name; env.file(name): a compiled file of the pool (imports);
 -- env.symbol(full_name): optional pool-wide lookup { kind, file } for cross-file checks;
+-- env.symbols: optional, the same lookup as a table (full name without a leading dot), faster;
 -- env.descriptor: the compiled google/protobuf/descriptor.proto (nil while compiling itself).
 function M.compile(tree, env)
   local b = setmetatable({

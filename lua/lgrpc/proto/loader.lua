@@ -94,6 +94,7 @@ local function compile(pool, tree, name)
     name = name,
     file = function(n) return pool:_file(n) end,
     symbol = function(full) return pool:_symbol(full) end,
+    symbols = pool._symbols, -- the same, as a table: full name (no leading dot) -> symbol
   }
   if name ~= "google/protobuf/descriptor.proto" then
     local d, err = M.descriptor_proto()

@@ -7,7 +7,10 @@ local M = {}
 local TWO32 = 4294967296
 
 -- "123", "0x7f", "017" (no sign) -> {hi, lo} or nil when it does not fit in 64 bits
+local find, tonumber_ = string.find, tonumber
 function M.parse_u64(text)
+  -- the common case: a short decimal without leading zero fits in the low half as it is
+  if #text < 10 and find(text, "^[1-9]%d*$") then return { 0, tonumber_(text) } end
   local base, digits = 10, text
   if text:match("^0[xX]") then base, digits = 16, text:sub(3)
   elseif text:match("^0%d") then base, digits = 8, text:sub(2) end

@@ -8,6 +8,9 @@ local numbers = require "lgrpc.proto.numbers"
 
 local M = {}
 
+-- the absent list, for `ipairs(list or EMPTY)`; never written to
+local EMPTY = setmetatable({}, { __newindex = function() error("EMPTY is read-only", 2) end })
+
 local function raise(pos, msg) error({ lgrpc_compile = true, pos = pos, msg = msg }, 0) end
 
 ---------------------------------------------------------------------------------------------
@@ -147,7 +150,7 @@ local function option_value(fd, v, name, enum_desc, enum_name)
     return v.text == "true"
   elseif t == "TYPE_ENUM" then
     if v.kind ~= "ident" then raise(pos, 'Value must be identifier for enum-valued option "' .. name .. '".') end
-    for _, ev in ipairs(enum_desc.value or {}) do
+    for _, ev in ipairs(enum_desc.value or EMPTY) do
       if ev.name == v.text then return { neg = ev.number < 0, mag = { 0, math.abs(ev.number) }, name = ev.name } end
     end
     raise(pos, 'Enum type "' .. enum_name .. '" has no value named "' .. v.text .. '" for option "' .. name .. '".')
@@ -256,7 +259,7 @@ local function text_scalar(b, fd, ts, err)
     local tk = ts:peek()
     if tk and tk.k == "ident" then
       ts:next()
-      for _, ev in ipairs(e and e.value or {}) do
+      for _, ev in ipairs(e and e.value or EMPTY) do
         if ev.name == tk.t then return { neg = ev.number < 0, mag = { 0, math.abs(ev.number) } } end
       end
       err('Unknown enumeration value of "' .. tk.t .. '" for field "' .. fd.name .. '".')
@@ -271,7 +274,7 @@ local function text_scalar(b, fd, ts, err)
       end
       local n = numbers.to_number(mag, neg)
       local known = false
-      for _, ev in ipairs(e and e.value or {}) do if ev.number == n then known = true break end end
+      for _, ev in ipairs(e and e.value or EMPTY) do if ev.number == n then known = true break end end
       if not known and file_syntax(b, s and s.file) ~= "proto3" then
         err('Unknown enumeration value of "' .. tk.t .. '" for field "' .. fd.name .. '".')
       end
@@ -316,11 +319,11 @@ local function find_field(b, msg, ts, scope, err)
   if not tk or tk.k ~= "ident" then err("Expected identifier, got: " .. ts:text()) end
   ts:next()
   local name = tk.t
-  for _, f in ipairs(msg.desc.field or {}) do
+  for _, f in ipairs(msg.desc.field or EMPTY) do
     if f.name == name and f.type ~= "TYPE_GROUP" then return f, msg.file end
   end
   -- groups are named by their type name
-  for _, f in ipairs(msg.desc.field or {}) do
+  for _, f in ipairs(msg.desc.field or EMPTY) do
     if f.type == "TYPE_GROUP" and f.type_name:match("[^.]+$") == name then return f, msg.file end
   end
   err('Message type "' .. msg.full .. '" has no field named "' .. name .. '".')
@@ -490,7 +493,7 @@ function M.interpret(b, env)
       if not first.ext then
         -- a field of the options message itself
         if opts_sym then
-          for _, f in ipairs(opts_sym.desc.field or {}) do
+          for _, f in ipairs(opts_sym.desc.field or EMPTY) do
             if f.name == first.name then fd = f; break end
           end
         end
@@ -557,7 +560,7 @@ function M.interpret(b, env)
             local es = b:lookup(p.name, stmts.scope or "")
             if es and es.kind == "extension" and es.desc.extendee == fd.type_name then nextfd = es.desc; ffile = es.file end
           else
-            for _, f in ipairs(ms.desc.field or {}) do
+            for _, f in ipairs(ms.desc.field or EMPTY) do
               if f.name == p.name then nextfd = f; ffile = ms.file; break end
             end
           end
