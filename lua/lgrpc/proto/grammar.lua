@@ -7,7 +7,7 @@ local lpeg = require "lpeg"
 local numbers = require "lgrpc.proto.numbers"
 
 local P, R, S, V = lpeg.P, lpeg.R, lpeg.S, lpeg.V
-local C, Cc, Cp, Ct, Cg, Cf, Cmt, Cb = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cf, lpeg.Cmt, lpeg.Cb
+local C, Cc, Cp, Ct, Cg, Cmt, Cs = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cmt, lpeg.Cs
 
 local M = {}
 
@@ -116,25 +116,32 @@ local function utf8_char(cp)
   return string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
     0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
 end
-local escape = P"\\" * (
-  C(S"abfnrtv\\?'\"") / simple_escapes +
-  C(octdigit * octdigit ^ -2) / function(o) return string.char(tonumber(o, 8) % 256) end +
-  S"xX" * C(hexdigit * hexdigit ^ -1) / function(h) return string.char(tonumber(h, 16)) end +
-  P"u" * C(hexdigit * hexdigit * hexdigit * hexdigit) / function(h) return utf8_char(tonumber(h, 16)) end +
-  P"U" * C(P"00" * hexdigit * hexdigit * hexdigit * hexdigit * hexdigit * hexdigit) /
+-- each alternative is one capture spanning the backslash too, so that Cs replaces the whole
+-- escape with its bytes
+local bs = P"\\"
+local escape =
+  bs * C(S"abfnrtv\\?'\"") / simple_escapes +
+  bs * C(octdigit * octdigit ^ -2) / function(o) return string.char(tonumber(o, 8) % 256) end +
+  bs * S"xX" * C(hexdigit * hexdigit ^ -1) / function(h) return string.char(tonumber(h, 16)) end +
+  bs * P"u" * C(hexdigit * hexdigit * hexdigit * hexdigit) / function(h) return utf8_char(tonumber(h, 16)) end +
+  bs * P"U" * C(P"00" * hexdigit * hexdigit * hexdigit * hexdigit * hexdigit * hexdigit) /
     function(h) return utf8_char(tonumber(h, 16)) end +
-  Cmt(Cp(), function(_, _, p) raise(p, "Invalid escape sequence in string literal.") end))
+  bs * Cmt(Cp(), function(_, _, p) raise(p, "Invalid escape sequence in string literal.") end)
 local function quoted(q)
-  local char = escape + C(1 - S(q .. "\\\n\0"))
-  return P(q) * Cf(Cc"" * char ^ 0, function(a, b) return a .. b end) *
+  local plain = (1 - S(q .. "\\\n\0")) ^ 1
+  return P(q) * Cs((plain + escape) ^ 0) *
     (P(q) + Cmt(Cp(), function(s, _, p)
       if s:sub(p, p) == "\n" then raise(p, "String literals cannot cross line boundaries.") end
       raise(p, "Unexpected end of string.")
     end))
 end
 local string_piece = (quoted('"') + quoted("'")) * skip
--- adjacent literals concatenate ("a" "b" == "ab"); pieces are collected then joined once
-local strlit = Ct(string_piece ^ 1) / table.concat
+-- adjacent literals concatenate ("a" "b" == "ab"); usually there is one piece
+local function concat_pieces(a, b, ...)
+  if not b then return a end
+  return table.concat({ a, b, ... })
+end
+local strlit = string_piece ^ 1 / concat_pieces
 
 ---------------------------------------------------------------------------------------------
 -- Depth accounting for nested blocks (messages and aggregates); reset by parse().
@@ -169,11 +176,14 @@ local function node(tag, patt) return Ct(Cg(Cc(tag), "tag") * Cg(Cp(), "pos") * 
 local function field(patt, name) return Cg(patt, name) end
 
 -- "a . b . c" as protoc reads it (whitespace allowed around dots) -> "a.b.c"
-local full_ident = Ct(ident * (sym"." * expect(ident, "Expected identifier.")) ^ 0) /
-  function(t) return table.concat(t, ".") end
+local function dotted(a, b, ...)
+  if not b then return a end
+  return table.concat({ a, b, ... }, ".")
+end
+local full_ident = ident * (sym"." * expect(ident, "Expected identifier.")) ^ 0 / dotted
+local function leading_dot(name) return "." .. name end
 -- type references may start with a dot (fully qualified)
-local message_or_enum_type = Ct(Cg(C(P".") * skip, "dot") ^ -1 * Cg(full_ident, "name")) /
-  function(t) return (t.dot or "") .. t.name end
+local message_or_enum_type = P"." * skip * full_ident / leading_dot + full_ident
 
 local scalar_keyword = C(P"double" + P"float" + P"int32" + P"int64" + P"uint32" + P"uint64" + P"sint32" +
   P"sint64" + P"fixed32" + P"fixed64" + P"sfixed32" + P"sfixed64" + P"bool" + P"string" + P"bytes") * -idchar * skip
@@ -185,12 +195,17 @@ for _, t in ipairs{ "double", "float", "int32", "int64", "uint32", "uint64", "si
   "fixed32", "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes" } do scalar_type[t] = true end
 M.scalar_types = scalar_type
 
+-- A top-level definition's captures are turned into its node as soon as it has matched, so
+-- LPeg's capture list holds one definition at a time rather than the whole file (it grows by
+-- doubling, and the copies are garbage).
+local function settle(_, _, node) return true, node end
+
 -- the rules, named as the language spec names them
 local G = { "proto" }
 
 G.proto = skip * Ct(
   field(V"syntax", "syntax_stmt") ^ -1 *
-  field(Ct((V"import" + V"package" + V"option" + V"topLevelDef" + V"emptyStatement") ^ 0), "body")) *
+  field(Ct((V"import" + V"package" + V"option" + Cmt(V"topLevelDef", settle) + V"emptyStatement") ^ 0), "body")) *
   (-P(1) + V"topLevelError")
 
 G.topLevelError = Cmt(Cp(), function(s, _, p)
@@ -228,32 +243,35 @@ G.package = node("package", Cmt(Cp() * kw"package", one_package) * field(Cp(), "
   field(expect(full_ident, "Expected identifier."), "name") * expect(sym";", 'Expected ";".'))
 
 -- option name: (ext.name).field.(other) ...
-G.optionNamePart = Ct(field(Cp(), "pos") * (
-  sym"(" * field(Cc(true), "ext") * (
+-- Frequent nodes are built by one function capture each (a table constructor of known size)
+-- rather than Ct over named groups, which grows the table field by field.
+local function option_ext_part(pos, name) return { pos = pos, ext = true, name = name } end
+local function option_part(pos, name) return { pos = pos, name = name } end
+G.optionNamePart = Cp() * sym"(" * (
     -- "()" passes protoc's parser and fails when interpreted, without a position
     #P")" * Cmt(Cp(), function(_, _, p) raise(p - 1, "Uninterpreted option is missing name or value.") end) +
-    field(Ct(field(C(P".") * skip, "dot") * field(expect(full_ident, "Expected identifier."), "name") +
-      field(expect(full_ident, 'Expected ")".'), "name")) /
-      function(t) return (t.dot or "") .. t.name end, "name") *
-    expect(sym")", 'Expected ")".')) +
-  field(ident, "name")))
+    P"." * skip * expect(full_ident, "Expected identifier.") / leading_dot +
+    expect(full_ident, 'Expected ")".')) *
+    expect(sym")", 'Expected ")".') / option_ext_part +
+  Cp() * ident / option_part
 G.optionName = Ct(V"optionNamePart" * (sym"." * expect(V"optionNamePart", "Expected identifier.")) ^ 0)
 
 local function option_value_expected()
   return default_context and default_expected[current_type] or "Expected option value."
 end
-local number_or_ident = field(Cc"float", "kind") * field(C(float_lit), "text") * skip +
-  field(Cc"int", "kind") * field(C(int_lit), "text") * skip +
-  field(Cc"ident", "kind") * field(ident, "text")
-G.constant = Ct(field(Cp(), "pos") * (
-  field(Cc"string", "kind") * field(strlit, "value") +
-  field(sym"-" * Cc(true), "neg") * field(Cp(), "text_pos") * (number_or_ident + fail(option_value_expected)) +
-  field(Cp(), "text_pos") * number_or_ident +
-  field(Cc"aggregate", "kind") * field(V"aggregate", "value")))
+-- kind, text
+local number_or_ident = Cc"float" * C(float_lit) * skip + Cc"int" * C(int_lit) * skip + Cc"ident" * ident
+G.constant =
+  Cp() * strlit / function(pos, value) return { pos = pos, kind = "string", value = value } end +
+  Cp() * sym"-" * Cp() * (number_or_ident + fail(option_value_expected)) /
+    function(pos, text_pos, kind, text) return { pos = pos, neg = true, text_pos = text_pos, kind = kind, text = text } end +
+  Cp() * Cp() * number_or_ident /
+    function(pos, text_pos, kind, text) return { pos = pos, text_pos = text_pos, kind = kind, text = text } end +
+  Cp() * V"aggregate" / function(pos, value) return { pos = pos, kind = "aggregate", value = value } end
 
-G.option = node("option", kw"option" * field(expect(V"optionName", "Expected identifier."), "name") *
-  expect(sym"=", 'Expected "=".') * field(expect(V"constant", "Expected option value."), "value") *
-  expect(sym";", 'Expected ";".'))
+G.option = Cp() * kw"option" * expect(V"optionName", "Expected identifier.") *
+  expect(sym"=", 'Expected "=".') * expect(V"constant", "Expected option value.") *
+  expect(sym";", 'Expected ";".') / function(pos, name, value) return { tag = "option", pos = pos, name = name, value = value } end
 
 -- [a = 1, (b).c = "x"]
 default_expected = {
@@ -307,9 +325,10 @@ local function check_default(_, _, v)
   end
   return true, v
 end
-G.fieldOption = Ct(field(Cp(), "pos") * field(expect(Cmt(V"optionName", is_default), "Expected identifier."), "name") *
-  expect(sym"=", 'Expected "=".') * field(expect(Cmt(V"constant", check_default), option_value_expected), "value") *
-  Cmt(Cp(), function() default_context = false; return true end))
+G.fieldOption = Cp() * expect(Cmt(V"optionName", is_default), "Expected identifier.") *
+  expect(sym"=", 'Expected "=".') * expect(Cmt(V"constant", check_default), option_value_expected) *
+  Cmt(Cp(), function() default_context = false; return true end) /
+  function(pos, name, value) return { pos = pos, name = name, value = value } end
 G.fieldOptions = sym"[" * Ct(V"fieldOption" * (sym"," * V"fieldOption") ^ 0) *
   expect(sym"]", 'Expected "]".')
 
@@ -319,6 +338,7 @@ G.topLevelDef = V"message" + V"enum" + V"extend" + V"service"
 -- protoc's parser takes integers up to INT32_MAX (one more after "-"), else "Integer out of range."
 local function int32_text(neg)
   return Cmt(Cp() * C(int_lit), function(_, _, p, text)
+    if #text < 10 and text:byte(1) ~= 48 then return true, text end -- short decimal: fits
     local v = numbers.parse_u64(text)
     if not v or v[1] ~= 0 or v[2] > 0x7fffffff + (neg and 1 or 0) then raise(p, "Integer out of range.") end
     return true, text
@@ -340,17 +360,25 @@ end
 local field_rest = field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
   (sym"=" + fail("Missing field number.")) * field_number *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".')
-G.field = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
-  field(expect(Cmt(field_type, note_type), "Expected type name."), "type") +
-  field(Cp(), "type_pos") * field(Cmt(Cp() * field_type, function(s, i, p, t)
+-- fields, the most frequent node: positional captures, one constructor
+local function field_node(pos, label, type_pos, type, name_pos, name, number_pos, number, options)
+  return { tag = "field", pos = pos, label = label or nil, type_pos = type_pos, type = type,
+    name_pos = name_pos, name = name, number_pos = number_pos, number = number, options = options or nil }
+end
+-- name_pos, name, number_pos, number, options or false
+local field_rest_values = Cp() * expect(ident, "Expected field name.") *
+  (sym"=" + fail("Missing field number.")) * Cp() * expect(int32_text(false), "Expected field number.") *
+  (V"fieldOptions" + Cc(false)) * expect(sym";", 'Expected ";".')
+local labelled_type = V"label" * Cp() * expect(Cmt(field_type, note_type), "Expected type name.")
+G.field = Cp() * (labelled_type +
+  Cc(false) * Cp() * Cmt(Cp() * field_type, function(s, i, p, t)
     label_required(s, i, p)
     current_type = t
     return true, t
-  end), "type")) * field_rest)
+  end)) * field_rest_values / field_node
 -- in a oneof, labels are an error the compiler reports
-G.oneofField = node("field", (field(V"label", "label") * field(Cp(), "type_pos") *
-  field(expect(Cmt(field_type, note_type), "Expected type name."), "type") +
-  field(Cp(), "type_pos") * field(Cmt(field_type, note_type), "type")) * field_rest)
+G.oneofField = Cp() * (labelled_type + Cc(false) * Cp() * Cmt(field_type, note_type)) *
+  field_rest_values / field_node
 
 -- protoc checks a group's proto3-ness and capital letter after its number and options
 local group_kw_pos, group_name_pos, group_name
@@ -418,20 +446,29 @@ G.messageElement = V"option" + V"message" + V"enum" + V"extend" + V"extensions" 
   V"oneof" + V"emptyStatement" + V"mapField" + V"group" + V"field"
 G.messageBody = Ct(V"messageElement" ^ 0) * expect(sym"}", field_expected, "message")
 
-G.message = node("message", Cmt(Cp() * kw"message", enter_message) * field(Cp(), "name_pos") *
-  field(expect(ident, "Expected message name."), "name") *
-  expect(sym"{", 'Expected "{".') * field(V"messageBody", "body") *
-  Cmt(Cp(), leave_message))
+G.message = Cp() * Cmt(Cp() * kw"message", enter_message) * Cp() *
+  expect(ident, "Expected message name.") *
+  expect(sym"{", 'Expected "{".') * V"messageBody" *
+  Cmt(Cp(), leave_message) / function(pos, name_pos, name, body)
+    return { tag = "message", pos = pos, name_pos = name_pos, name = name, body = body }
+  end
 
-G.enumValue = node("value", field(Cp(), "name_pos") * field(ident, "name") *
-  expect(sym"=", "Missing numeric value for enum constant.") * field(Cp(), "number_pos") *
-  field(C(P"-") * skip * expect(int32_text(true), "Expected integer.") / function(s, n) return s .. n end +
-    expect(int32_text(false), "Expected integer."), "number") *
-  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
-G.enum = node("enum", kw"enum" * field(Cp(), "name_pos") * field(expect(ident, "Expected enum name."), "name") *
+local function negative(n) return "-" .. n end
+G.enumValue = Cp() * ident *
+  expect(sym"=", "Missing numeric value for enum constant.") * Cp() *
+  (P"-" * skip * expect(int32_text(true), "Expected integer.") / negative +
+    expect(int32_text(false), "Expected integer.")) *
+  (V"fieldOptions" + Cc(false)) * expect(sym";", 'Expected ";".') /
+  function(pos, name, number_pos, number, options)
+    return { tag = "value", pos = pos, name_pos = pos, name = name, number_pos = number_pos, number = number,
+      options = options or nil }
+  end
+G.enum = Cp() * kw"enum" * Cp() * expect(ident, "Expected enum name.") *
   expect(sym"{", 'Expected "{".') *
-  field(Ct((V"option" + V"enumReserved" + V"emptyStatement" + V"enumValue") ^ 0), "body") *
-  expect(sym"}", "Expected enum constant name.", "enum"))
+  Ct((V"option" + V"enumReserved" + V"emptyStatement" + V"enumValue") ^ 0) *
+  expect(sym"}", "Expected enum constant name.", "enum") / function(pos, name_pos, name, body)
+    return { tag = "enum", pos = pos, name_pos = name_pos, name = name, body = body }
+  end
 
 G.extend = node("extend", kw"extend" * field(Cp(), "extendee_pos") *
   field(expect(user_type, "Expected type name."), "extendee") *
