@@ -14,7 +14,7 @@ run_busted() {
   echo "== suite $name"
   out=$(mktemp)
   (
-    LGRPC_TOP=$top; . tools/env.sh "$build"
+    LGRPC_TOP=$top; LGRPC_BUILD=$build; . tools/env.sh
     if [ "$build" = asan ]; then
       LGRPC_ASAN_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
       export LGRPC_ASAN_PRELOAD
