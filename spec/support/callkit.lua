@@ -100,6 +100,8 @@ end
 
 --- The live counters (calls, tasks, timers, holds, sessions, streams, buffered bytes).
 function kit.counters()
+  -- LuaJIT's compiled traces keep the closures (and so the handles) they specialised on alive
+  if jit then jit.flush() end
   collectgarbage()
   collectgarbage()
   return lgrpc.counters()
