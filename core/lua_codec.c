@@ -42,9 +42,16 @@ typedef struct lschema {
   void *scratch_sink; /* owned: an lsink reused across decodes */
 } lschema;
 
+/* the schema at argument 1: the methods hold the metatable as upvalue 1, so the usual case
+ * costs a metatable comparison instead of a registry lookup by name */
 static lschema *check_schema(lua_State *L)
 {
-  lschema *S = luaL_checkudata(L, 1, SCHEMA_MT);
+  lschema *S = NULL;
+  if (lua_getmetatable(L, 1)) {
+    if (lua_rawequal(L, -1, lua_upvalueindex(1))) S = lua_touserdata(L, 1);
+    lua_pop(L, 1);
+  }
+  if (!S) S = luaL_checkudata(L, 1, SCHEMA_MT); /* raises the usual error */
   if (!S->s) luaL_error(L, "schema is closed");
   return S;
 }
@@ -618,6 +625,25 @@ static int fe_list(fenc *e, const lgrpc_field *f, int t, int depth)
       return FE_GIVE_UP;
     } else if (packed) {
       lgrpc_value v;
+#if LGRPC_NATIVE_INT64
+      if (lua_isinteger(L, idx)) { /* integer varints straight from the integer */
+        int64_t x = (int64_t)lua_tointeger(L, idx);
+        int in32 = x >= INT32_MIN && x <= INT32_MAX;
+        uint64_t w;
+        switch (f->type) {
+        case LGRPC_TYPE_INT32: if (!in32) return FE_GIVE_UP; w = (uint64_t)x; break;
+        case LGRPC_TYPE_INT64: case LGRPC_TYPE_UINT64: w = (uint64_t)x; break;
+        case LGRPC_TYPE_UINT32: if (x < 0 || x > (int64_t)UINT32_MAX) return FE_GIVE_UP; w = (uint64_t)x; break;
+        case LGRPC_TYPE_SINT32: if (!in32) return FE_GIVE_UP; w = lgrpc_wire_zigzag32((int32_t)x); break;
+        case LGRPC_TYPE_SINT64: w = lgrpc_wire_zigzag64(x); break;
+        default: goto general;
+        }
+        if (lgrpc_wire_put_varint(e->out, w)) return FE_GIVE_UP;
+        lua_settop(L, idx - 1);
+        continue;
+      }
+    general:
+#endif
       if (fe_convert(e, f, idx, &v) || lgrpc_codec_put_value(e->out, f, &v)) return FE_GIVE_UP;
     } else if (fe_value(e, f, idx)) {
       return FE_GIVE_UP;
@@ -1128,7 +1154,7 @@ static int schema_encode(lua_State *L)
   c->names = lua_gettop(L);
   lua_rawgeti(L, -2, AUX_ENUMS);
   c->enums = lua_gettop(L);
-  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
   c->tostr = lua_gettop(L);
   c->top = 0;
   c->f[0].kind = SF_MSG;
@@ -1457,9 +1483,10 @@ int lgrpc_lua_open_codec(lua_State *L)
   };
   if (luaL_newmetatable(L, SCHEMA_MT)) {
     lua_newtable(L);
-    for (const luaL_Reg *r = methods; r->name; r++) {
-      if (r->func == schema_encode) { LGRPC_GETGLOBAL(L, "tostring"); lua_pushcclosure(L, r->func, 1); }
-      else lua_pushcfunction(L, r->func);
+    for (const luaL_Reg *r = methods; r->name; r++) { /* upvalues: the metatable (tostring) */
+      lua_pushvalue(L, -2);
+      if (r->func == schema_encode) { LGRPC_GETGLOBAL(L, "tostring"); lua_pushcclosure(L, r->func, 2); }
+      else lua_pushcclosure(L, r->func, 1);
       lua_setfield(L, -2, r->name);
     }
     lua_setfield(L, -2, "__index");

@@ -132,7 +132,11 @@ static inline int lgrpc_wire_get_fixed32(const uint8_t **pp, const uint8_t *end,
 {
   const uint8_t *p = *pp;
   if (end - p < 4) return LGRPC_ECODEC_TRUNCATED;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(out, p, 4); /* the wire is little-endian: one load */
+#else
   *out = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+#endif
   *pp = p + 4;
   return 0;
 }
@@ -141,9 +145,13 @@ static inline int lgrpc_wire_get_fixed64(const uint8_t **pp, const uint8_t *end,
 {
   const uint8_t *p = *pp;
   if (end - p < 8) return LGRPC_ECODEC_TRUNCATED;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(out, p, 8);
+#else
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
   *out = v;
+#endif
   *pp = p + 8;
   return 0;
 }

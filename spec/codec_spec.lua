@@ -143,6 +143,44 @@ describe("lgrpc.proto.codec", function()
       assert.equal(s, assert(p3:decode("codec.p3.Big", n)).scalars.f_string)
     end)
 
+    it("writes the same bytes for every accepted spelling of a value, at any depth", function()
+      local want = assert(p3:encode("codec.p3.Big", {
+        scalars = { f_int64 = -5, f_int32 = 7, f_enum = 2, f_uint32 = 4000000000, f_sint64 = -3 },
+        tree = { value = 1, left = { value = 2, right = { value = 3 } } },
+        repeated = { r_int32 = { 1, -1, 300 }, r_enum = { 1, 2 }, r_msg = { { f_bool = true }, {} } },
+      }))
+      local spelled = {
+        scalars = { f_int64 = "-5", f_int32 = 7.0, f_enum = "GREEN", f_uint32 = "4000000000", f_sint64 = -3.0 },
+        tree = { value = "1", left = { value = 2.0, right = { value = 3 } } },
+        repeated = { r_int32 = { "1", -1.0, 300 }, r_enum = { "RED", 2 }, r_msg = { { f_bool = true }, {} } },
+      }
+      assert.equal(hex(want), hex(assert(p3:encode("codec.p3.Big", spelled))))
+      assert.equal(hex(want), hex(assert(p3:encode("codec.p3.Big", spelled, { deterministic = true }))))
+      -- uint64 at and above 2^63 given as decimal text, next to values read the usual way
+      local u = assert(p3:encode("codec.p3.Scalars", { f_uint64 = "18446744073709551615", f_int32 = 1 }))
+      assert.equal("20ffffffffffffffffff012801", hex(u))
+    end)
+
+    it("checks UTF-8 past long ASCII runs, in fields, lists and map entries", function()
+      local ok = "abcdefghijklmnopqrstuvwxyz \195\169\240\159\152\128 end of text, plain ASCII again"
+      local t = roundtrip(p3, "codec.p3.Maps", { m_string = { [ok] = ok } })
+      assert.equal(ok, t.m_string[ok])
+      local cases = {
+        { "codec.p3.Scalars", { f_string = "abcdefghijklmnop\255" }, "codec.p3.Scalars.f_string" },
+        { "codec.p3.Scalars", { f_string = "abcdefgh\237\160\128abcdefgh" }, "codec.p3.Scalars.f_string" },
+        { "codec.p3.Repeated", { r_string = { "fine", "01234567890123456789\192\128" } }, "codec.p3.Repeated.r_string" },
+        { "codec.p3.Maps", { m_string = { k = "0123456789abcdef\244\144\128\128" } }, "codec.p3.Maps.m_string.value" },
+      }
+      for _, c in ipairs(cases) do
+        local b, err = p3:encode(c[1], c[2])
+        assert.is_nil(b)
+        assert.equal(c[3] .. ": string is not valid UTF-8", err)
+      end
+      local b, err = p3:decode("codec.p3.Scalars", "\74\18" .. ("a"):rep(16) .. "\192\175")
+      assert.is_nil(b)
+      assert.equal("codec.p3.Scalars.f_string: string is not valid UTF-8", err)
+    end)
+
     it("sorts map entries by key with deterministic = true, writing key and value always", function()
       local b = assert(p3:encode("codec.p3.Maps", { m_int32 = { [3] = "c", [-1] = "", [2] = "b" } },
         { deterministic = true }))
