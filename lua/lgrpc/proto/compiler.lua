@@ -179,7 +179,10 @@ function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
   local fname = node.tag == "group" and node.name:lower() or node.name
   local field_full = scope == "" and fname or scope .. "." .. fname
   local proto3 = self.proto3
-  local fd = { name = node.name }
+  -- the keys a field usually gets, so that the table is made at its final size (a nil in a
+  -- constructor sizes the table and stores nothing)
+  local fd = { name = node.name, number = nil, label = nil, type = nil, type_name = nil, json_name = nil,
+    oneof_index = nil, options = nil }
   self.nodes[fd] = node
   self.full_names[fd] = field_full
   if node.tag ~= "group" and node.tag ~= "map" then
@@ -220,31 +223,34 @@ function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
     self.nodes[key] = { name_pos = node.key_pos, type_pos = node.key_pos, pos = node.key_pos }
     self.nodes[value] = { name_pos = node.type_pos, type_pos = node.type_pos, pos = node.type_pos }
     local entry_full = join(scope, entry_name)
-    self:set_type(key, node.key_type, node.key_pos, join(entry_full, "key"))
-    self:set_type(value, node.type, node.type_pos, join(entry_full, "value"))
+    self:set_type(key, node.key_type, node.key_pos, entry_full .. ".key", entry_full)
+    self:set_type(value, node.type, node.type_pos, entry_full .. ".value", entry_full)
     entry.field = { key, value }
     self.map_keys[key] = node
     push(msg, "nested_type", entry)
     fd.type = "TYPE_MESSAGE"
     fd.type_name = "." .. entry_full
   else
-    self:set_type(fd, node.type, node.type_pos, field_full)
+    self:set_type(fd, node.type, node.type_pos, field_full, scope)
   end
   if node.options then self:field_options(fd, node, node.options, field_full, extendee_node ~= nil) end
+  -- json_name has no errors to order after resolution: set it now unless given
+  if not fd.json_name then fd.json_name = M.json_name(fd.name) end
   if extendee_node then
     fd.extendee = extendee_node.extendee
     self.unresolved[#self.unresolved + 1] = { desc = fd, name = extendee_node.extendee,
-      pos = extendee_node.extendee_pos, scope = field_full, field = "extendee" }
+      pos = extendee_node.extendee_pos, scope = field_full, in_scope = scope, field = "extendee" }
   end
   return fd
 end
 
-function Builder:set_type(fd, type_name, pos, full)
+-- full: the field's full name; in_scope: the scope it is declared in (where lookup starts)
+function Builder:set_type(fd, type_name, pos, full, in_scope)
   local t = scalar_types[type_name]
   if t then fd.type = t; return end
   fd.type_name = type_name
   self.unresolved[#self.unresolved + 1] = { desc = fd, name = type_name, pos = pos,
-    scope = full or join(self.cur_scope or "", fd.name), field = "type_name", types_only = true }
+    scope = full, in_scope = in_scope, field = "type_name", types_only = true }
 end
 
 function Builder:ranges(node, list_key, is_enum, msg)
@@ -392,9 +398,12 @@ function Builder:service(node, scope)
     if el.tag == "rpc" then
       local m = { name = el.name, input_type = el.input, output_type = el.output }
       self.nodes[m] = el
-      local full = join(join(scope, s.name), el.name)
-      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.input, pos = el.input_pos, scope = full, field = "input_type", method = true }
-      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.output, pos = el.output_pos, scope = full, field = "output_type", method = true }
+      local service_full = join(scope, s.name)
+      local full = service_full .. "." .. el.name
+      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.input, pos = el.input_pos, scope = full,
+        in_scope = service_full, field = "input_type", method = true }
+      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.output, pos = el.output_pos, scope = full,
+        in_scope = service_full, field = "output_type", method = true }
       if el.client_streaming then m.client_streaming = true end
       if el.server_streaming then m.server_streaming = true end
       if el.body then
@@ -487,39 +496,59 @@ function Builder:visible_files()
 end
 
 function Builder:find_symbol(full)
-  for _, f in ipairs(self.visible) do
-    local s = index_file(f)[full]
+  local indexes = self.visible_indexes
+  if not indexes then
+    indexes = {}
+    for i, f in ipairs(self.visible) do indexes[i] = index_file(f) end
+    self.visible_indexes = indexes
+  end
+  local package
+  for i = 1, #indexes do
+    local s = indexes[i][full]
     if s then
       if s.kind ~= "package" then return s end
       -- a package is found in any file that declares it; keep looking for a definition
-      self._pkg_hit = s
+      package = s
     end
   end
-  local p = self._pkg_hit
-  self._pkg_hit = nil
-  if p then return p end
-  return nil
+  return package
+end
+
+-- "a.b.c" -> { "a.b.c", "a.b", "a" }: the scopes a name is looked up in, innermost first
+function Builder:scope_chain(scope)
+  local chains = self.scope_chains
+  if not chains then chains = {}; self.scope_chains = chains end
+  local chain = chains[scope]
+  if chain then return chain end
+  chain = {}
+  local s = scope
+  while s ~= "" do
+    chain[#chain + 1] = s
+    local dot = s:match("^.*()%.")
+    s = dot and s:sub(1, dot - 1) or ""
+  end
+  chains[scope] = chain
+  return chain
 end
 
 -- protoc's LookupSymbol: innermost scope outward; a dotted name resolves its first component,
--- then the rest inside it
-function Builder:lookup(name, relative_to, types_only)
-  if name:sub(1, 1) == "." then return self:find_symbol(name:sub(2)), name:sub(2) end
-  local first = name:match("^[^.]*")
-  local scope = relative_to
-  while true do
-    local dot = scope:match("^.*()%.")
-    if not dot then
-      local s = self:find_symbol(name)
-      return s, name
-    end
-    scope = scope:sub(1, dot - 1)
-    local try = scope .. "." .. first
+-- then the rest inside it. scope: where the name is used ("" at the top of a file without package).
+function Builder:lookup_in(name, scope, types_only)
+  if name:byte(1) == 46 then -- "."
+    local full = name:sub(2)
+    return self:find_symbol(full), full
+  end
+  local dot = name:find(".", 1, true)
+  local first = dot and name:sub(1, dot - 1) or name
+  local chain = self:scope_chain(scope)
+  for i = 1, #chain do
+    local sc = chain[i]
+    local try = sc .. "." .. first
     local s = self:find_symbol(try)
     if s then
-      if #first < #name then
+      if dot then
         if aggregate_kinds[s.kind] then
-          local full = scope .. "." .. name
+          local full = sc .. "." .. name
           local r = self:find_symbol(full)
           return r, full, not r and full
         end
@@ -528,6 +557,13 @@ function Builder:lookup(name, relative_to, types_only)
       end
     end
   end
+  return self:find_symbol(name), name
+end
+
+-- the same, relative_to being a name declared in the scope ("pkg.Msg.field" looks in "pkg.Msg")
+function Builder:lookup(name, relative_to, types_only)
+  local dot = relative_to:match("^.*()%.")
+  return self:lookup_in(name, dot and relative_to:sub(1, dot - 1) or "", types_only)
 end
 
 function Builder:not_found(u, full_tried, resolved_name)
@@ -592,7 +628,12 @@ function Builder:resolve()
     if u.direct then
       u.desc[u.field] = u.direct
     else
-      local s, full, resolved_name = self:lookup(u.name, u.scope, u.types_only or u.method)
+      local s, full, resolved_name
+      if u.in_scope then
+        s, full, resolved_name = self:lookup_in(u.name, u.in_scope, u.types_only or u.method)
+      else
+        s, full, resolved_name = self:lookup(u.name, u.scope, u.types_only or u.method)
+      end
       if not s then self:not_found(u, full, resolved_name) end
       if u.field == "extendee" then
         if s.kind ~= "message" then raise(u.pos, '"' .. u.name .. '" is not a message type.') end
@@ -741,10 +782,10 @@ end
 
 function Builder:fields_pass()
   local b = self
+  if next(b.defaults) == nil then return end
   local function field(fd, owner)
     local v = b.defaults[fd]
     if v then b:default_value(fd, v) end
-    if not b.explicit_json[fd] then fd.json_name = M.json_name(fd.name) end
   end
   local function message(m)
     for _, f in ipairs(m.field or EMPTY) do field(f, m) end
@@ -759,16 +800,17 @@ end
 function Builder:validate()
   local b = self
   local proto3 = self.proto3
-  local function check_number(fd, is_ext)
-    local pos = b:pos_of(fd, "number_pos")
+  local function check_number(fd)
     local n = fd.number
+    if n > 0 and n <= 536870911 and (n < 19000 or n > 19999) then return end
+    local pos = b:pos_of(fd, "number_pos")
     if n <= 0 then raise(pos, "Field numbers must be positive integers.") end
     if n > 536870911 then raise(pos, "Field numbers cannot be greater than 536870911.") end
-    if n >= 19000 and n <= 19999 then
-      raise(pos, "Field numbers 19000 through 19999 are reserved for the protocol buffer library implementation.")
-    end
+    raise(pos, "Field numbers 19000 through 19999 are reserved for the protocol buffer library implementation.")
   end
   local function field_common(fd, m, full)
+    local fopts = fd.options
+    if not fopts and not (proto3 and fd.type == "TYPE_ENUM") then return end
     local node = b.nodes[fd]
     if fd.options and fd.options.packed ~= nil and fd.options.packed ~= false then
       local packable = fd.label == "LABEL_REPEATED" and fd.type ~= "TYPE_STRING" and fd.type ~= "TYPE_BYTES"
@@ -799,9 +841,6 @@ function Builder:validate()
       end
       by_number[fd.number] = fd
       field_common(fd, m, full)
-      if b.map_keys[fd] then
-        -- map keys: the entry's key field
-      end
     end
     -- map entries: key types
     for _, n in ipairs(m.nested_type or EMPTY) do
@@ -849,7 +888,8 @@ function Builder:validate()
     end
     local reserved_names = {}
     for _, n in ipairs(m.reserved_name or EMPTY) do reserved_names[n] = true end
-    for _, fd in ipairs(m.field or EMPTY) do
+    local fields = (m.reserved_range or m.reserved_name or m.extension_range) and m.field or EMPTY
+    for _, fd in ipairs(fields) do
       for _, rr in ipairs(m.reserved_range or EMPTY) do
         if fd.number >= rr.start and fd.number < rr["end"] then
           -- protoc prints no position here; ours is the field number's
