@@ -625,25 +625,30 @@ static int fe_list(fenc *e, const lgrpc_field *f, int t, int depth)
       return FE_GIVE_UP;
     } else if (packed) {
       lgrpc_value v;
+      int64_t x = 0;
+      int have = 0; /* an integral number: integer varints are written straight from it */
 #if LGRPC_NATIVE_INT64
-      if (lua_isinteger(L, idx)) { /* integer varints straight from the integer */
-        int64_t x = (int64_t)lua_tointeger(L, idx);
+      if (lua_isinteger(L, idx)) { x = (int64_t)lua_tointeger(L, idx); have = 1; }
+#else
+      if (lua_type(L, idx) == LUA_TNUMBER) {
+        double d = (double)lua_tonumber(L, idx);
+        if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0) { x = (int64_t)d; have = 1; }
+      }
+#endif
+      if (have && f->type != LGRPC_TYPE_ENUM && f->wt == LGRPC_WT_VARINT && f->type != LGRPC_TYPE_BOOL) {
         int in32 = x >= INT32_MIN && x <= INT32_MAX;
         uint64_t w;
         switch (f->type) {
         case LGRPC_TYPE_INT32: if (!in32) return FE_GIVE_UP; w = (uint64_t)x; break;
-        case LGRPC_TYPE_INT64: case LGRPC_TYPE_UINT64: w = (uint64_t)x; break;
         case LGRPC_TYPE_UINT32: if (x < 0 || x > (int64_t)UINT32_MAX) return FE_GIVE_UP; w = (uint64_t)x; break;
         case LGRPC_TYPE_SINT32: if (!in32) return FE_GIVE_UP; w = lgrpc_wire_zigzag32((int32_t)x); break;
         case LGRPC_TYPE_SINT64: w = lgrpc_wire_zigzag64(x); break;
-        default: goto general;
+        default: w = (uint64_t)x; break; /* int64, uint64 */
         }
         if (lgrpc_wire_put_varint(e->out, w)) return FE_GIVE_UP;
         lua_settop(L, idx - 1);
         continue;
       }
-    general:
-#endif
       if (fe_convert(e, f, idx, &v) || lgrpc_codec_put_value(e->out, f, &v)) return FE_GIVE_UP;
     } else if (fe_value(e, f, idx)) {
       return FE_GIVE_UP;
@@ -735,27 +740,40 @@ typedef struct lsink {
   kframe f[MAX_DEPTH_CAP + 4];
 } lsink;
 
+/* push the decimal text of a 64-bit integer (neg: the magnitude u is of a negative number);
+ * written backwards into a small buffer, without the printf machinery */
+static void push_decimal(lua_State *L, uint64_t u, int neg)
+{
+  char b[24], *p = b + sizeof b;
+  do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+  if (neg) *--p = '-';
+  lua_pushlstring(L, p, (size_t)(b + sizeof b - p));
+}
+
+static void push_i64_text(lua_State *L, int64_t v)
+{
+  push_decimal(L, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
+}
+
 static void push_i64(lua_State *L, int64_t v, int mode)
 {
-  char b[32];
-  if (mode == I64_STRING) { snprintf(b, sizeof b, "%lld", (long long)v); lua_pushstring(L, b); return; }
+  if (mode == I64_STRING) { push_i64_text(L, v); return; }
 #if LGRPC_NATIVE_INT64
   lua_pushinteger(L, (lua_Integer)v);
 #else
   if (v >= -9007199254740992LL && v <= 9007199254740992LL) lua_pushnumber(L, (lua_Number)v);
-  else { snprintf(b, sizeof b, "%lld", (long long)v); lua_pushstring(L, b); }
+  else push_i64_text(L, v);
 #endif
 }
 
 static void push_u64(lua_State *L, uint64_t v, int mode)
 {
-  char b[32];
-  if (mode == I64_STRING) { snprintf(b, sizeof b, "%llu", (unsigned long long)v); lua_pushstring(L, b); return; }
+  if (mode == I64_STRING) { push_decimal(L, v, 0); return; }
 #if LGRPC_NATIVE_INT64
   lua_pushinteger(L, (lua_Integer)v); /* above 2^63: the same 64 bits, a negative integer */
 #else
   if (v <= 9007199254740992ULL) lua_pushnumber(L, (lua_Number)v);
-  else { snprintf(b, sizeof b, "%llu", (unsigned long long)v); lua_pushstring(L, b); }
+  else push_decimal(L, v, 0);
 #endif
 }
 
