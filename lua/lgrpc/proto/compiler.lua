@@ -22,6 +22,8 @@ local function push(t, key, v)
   return #a
 end
 
+local byte = string.byte
+
 local function join(scope, name)
   if scope == nil or scope == "" then return name end
   return scope .. "." .. name
@@ -38,13 +40,16 @@ local labels = { optional = "LABEL_OPTIONAL", required = "LABEL_REQUIRED", repea
 
 -- protoc's ToJsonName: drop underscores, upper-case the letter after one
 -- an underscore run is dropped and the character after it upper-cased (any trailing run vanishes)
-local function upper_next(c) return c:upper() end
+-- (a table replacement: gsub looks the captured character up instead of calling a function)
+local upper_next = { [""] = "" }
+for b = 0, 255 do upper_next[string.char(b)] = string.char(b):upper() end
+local find, gsub = string.find, string.gsub
 function M.json_name(name)
-  if not name:find("_", 1, true) then return name end
-  return (name:gsub("_+(.?)", upper_next))
+  if not find(name, "_", 1, true) then return name end
+  return (gsub(name, "_+(.?)", upper_next))
 end
 -- protoc's MapEntryName: "my_field" -> "MyFieldEntry"
-local function map_entry_name(name) return (("_" .. name):gsub("_+(.?)", upper_next)) .. "Entry" end
+local function map_entry_name(name) return (gsub("_" .. name, "_+(.?)", upper_next)) .. "Entry" end
 
 -- protoc's CEscape, used for bytes defaults
 local cescape_map = { [10] = "\\n", [13] = "\\r", [9] = "\\t", [34] = '\\"', [39] = "\\'", [92] = "\\\\" }
@@ -129,7 +134,7 @@ end
 
 function Builder:field_number(node)
   local text = node.number
-  if #text < 10 and text:byte(1) ~= 48 then return tonumber(text) end -- plain short decimal
+  if #text < 10 and byte(text, 1) ~= 48 then return tonumber(text) end -- plain short decimal
   local v = numbers.parse_u64(node.number)
   if not v or v[1] ~= 0 or v[2] > 0x7fffffff then raise(node.number_pos, "Integer out of range.") end
   return numbers.to_number(v)
@@ -279,7 +284,7 @@ function Builder:message(node, scope, name)
   self.full_names[msg] = full
   local saved_scope = self.cur_scope
   self.cur_scope = full
-  local max_ranges = {}
+  local max_ranges = EMPTY -- replaced by a list when a range reaches "max"
   for _, el in ipairs(node.body) do
     local tag = el.tag
     if tag == "field" or tag == "map" or tag == "group" then
@@ -312,7 +317,10 @@ function Builder:message(node, scope, name)
     elseif tag == "extensions" then
       for _, r in ipairs(self:ranges(el, "extension_range", false, msg)) do
         local er = { start = r.start, ["end"] = r["end"] }
-        if r.max then max_ranges[#max_ranges + 1] = er end
+        if r.max then
+          if max_ranges == EMPTY then max_ranges = {} end
+          max_ranges[#max_ranges + 1] = er
+        end
         self.nodes[er] = { pos = r.pos, number_pos = r.pos }
         if el.options then self:options_list(er, el.options, "ExtensionRangeOptions", full) end
         push(msg, "extension_range", er)
@@ -324,7 +332,10 @@ function Builder:message(node, scope, name)
         for _, r in ipairs(self:ranges(el, "reserved_range", false, msg)) do
           local rr = { start = r.start, ["end"] = r["end"] }
           self.nodes[rr] = { pos = r.pos }
-          if r.max then max_ranges[#max_ranges + 1] = rr end
+          if r.max then
+            if max_ranges == EMPTY then max_ranges = {} end
+            max_ranges[#max_ranges + 1] = rr
+          end
           push(msg, "reserved_range", rr)
         end
       end
