@@ -43,6 +43,7 @@ end
 -- opts: timeout (s), deadline (absolute runtime s), metadata, wait_for_ready, ctx, authority.
 function call.new(ch, path, kind, codec, opts)
   local rt = ch.rt
+  local creds = call.credentials_of(ch, opts)
   local self = setmetatable({
     ch = ch, rt = rt, path = path, kind = kind, codec = codec,
     wait_for_ready = opts.wait_for_ready,
@@ -96,7 +97,6 @@ function call.new(ch, path, kind, codec, opts)
       self:_deadline()
     end)
   end
-  local creds = call.credentials_of(ch, opts)
   if creds then
     local st = self:_credentials(creds, m or metadata.new(), opts)
     if st then
