@@ -143,6 +143,43 @@ describe("lgrpc.channel", function()
     srv:shutdown(0)
   end)
 
+  it("runs call:on_done once with the final status and counts messages and bytes", function()
+    local srv, port = kit.server({
+      Unary = function(req) return { text = req.text .. "!" } end,
+      ServerStream = function(req, stream)
+        for i = 1, req.n do stream:send{ n = i } end
+        return nil, status.aborted("enough")
+      end,
+    })
+    local types = {}
+    local ch = kit.channel(port, { interceptors = { function(r, o, info, next)
+      types[info.method] = info.input_type .. ">" .. info.output_type
+      return next(r, o)
+    end } })
+    local stub = ch:stub("lgrpctest.Echo")
+    local _, _, call = stub:Unary{ text = "hey" }
+    assert.are.same({ messages_sent = 1, bytes_sent = 5, messages_received = 1,
+      bytes_received = 6 }, call:stats())
+    local late
+    call:on_done(function(st) late = st end)        -- already done: runs at once
+    assert.is_true(late:ok())
+    local c = stub:ServerStream{ n = 3 }
+    local seen = {}
+    c:on_done(function(st) seen[#seen + 1] = st end)
+    c:on_done(function() error("a broken hook is logged, not raised") end)
+    assert.are.equal(0, #seen)
+    local st = c:status()
+    assert.are.equal(status.ABORTED, st.code)
+    assert.are.equal(1, #seen)
+    assert.are.equal(st, seen[1])
+    -- received counts what arrived, read or not
+    assert.are.same({ messages_sent = 1, bytes_sent = 2, messages_received = 3,
+      bytes_received = 6 }, c:stats())
+    assert.are.equal("lgrpctest.Msg>lgrpctest.Msg", types["/lgrpctest.Echo/ServerStream"])
+    ch:close()
+    srv:shutdown(0)
+  end)
+
   it("refuses bad call arguments with errors that blame the caller", function()
     local ch = kit.channel(1)
     local stub = ch:stub("lgrpctest.Echo")

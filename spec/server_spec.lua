@@ -433,6 +433,66 @@ describe("lgrpc.server", function()
     ch:close()
   end)
 
+  it("tells ctx:on_done the status actually sent, with message and byte counts", function()
+    local done, stats, types = {}, {}, {}
+    local function track(ctx, key)
+      ctx:on_done(function(st) done[key] = st stats[key] = ctx:stats() end)
+    end
+    with({
+      Unary = function(req, ctx)
+        track(ctx, "unary" .. req.n)
+        if req.n == 1 then return { n = "not a number" } end   -- fails to encode
+        return { text = "ok" }
+      end,
+      Bidi = function(stream, ctx)
+        track(ctx, "bidi")
+        for m in stream:iter() do assert(stream:send{ text = m.text .. "!" }) end
+      end,
+    }, function(stub)
+      local _, st = stub:Unary{ n = 1 }
+      assert.are.equal(status.INTERNAL, st.code)
+      assert.are.equal(st.code, done.unary1.code)
+      assert.matches("cannot encode response", done.unary1.message)
+      assert.are.same({ messages_received = 1, bytes_received = 2, messages_sent = 0,
+        bytes_sent = 0 }, stats.unary1)
+      assert(stub:Unary{ n = 2 })
+      assert.is_true(done.unary2:ok())
+      assert.are.same({ messages_received = 1, bytes_received = 2, messages_sent = 1,
+        bytes_sent = 4 }, stats.unary2)
+      local call = stub:Bidi()
+      for _, t in ipairs{ "a", "bb", "ccc" } do
+        assert(call:send{ text = t })
+        assert(call:recv())
+      end
+      call:close_send()
+      assert.is_true(call:status():ok())
+      assert.is_true(done.bidi:ok())
+      assert.are.same({ messages_received = 3, bytes_received = 12, messages_sent = 3,
+        bytes_sent = 15 }, stats.bidi)
+    end, { interceptors = { function(x, ctx, info, next)
+      types[info.method] = info.input_type .. ">" .. info.output_type
+      return next(x, ctx)
+    end } })
+    assert.are.equal("lgrpctest.Msg>lgrpctest.Msg", types["/lgrpctest.Echo/Unary"])
+    assert.are.equal("lgrpctest.Msg>lgrpctest.Msg", types["/lgrpctest.Echo/Bidi"])
+  end)
+
+  it("tells ctx:on_done when the client cancels", function()
+    local got
+    with({ Unary = function(_, ctx)
+      ctx:on_done(function(st) got = st end)
+      lgrpc.sleep(5)
+      return {}
+    end }, function(stub)
+      local _, st = stub:Unary({}, { timeout = 0.1 })
+      assert.are.equal(status.DEADLINE_EXCEEDED, st.code)
+      local t0 = lgrpc.now()
+      while not got and lgrpc.now() - t0 < 3 do lgrpc.sleep(0.02) end
+      assert.is_not_nil(got)
+      assert.are.equal(status.DEADLINE_EXCEEDED, got.code)
+    end)
+  end)
+
   it("refuses bad arguments with errors that blame the caller", function()
     local srv = lgrpc.server{ pool = kit.pool() }
     assert.has_error(function() srv:add("lgrpctest.Nope", {}) end, "lgrpc.server:add: unknown service lgrpctest.Nope")
