@@ -325,10 +325,19 @@ function Pool:_add_file(fdp)
   local conflict
   for full, sym in pairs(index) do
     local old = symbols[full]
-    if old and not (sym.kind == "package" and old.kind == "package") then conflict = true; break end
+    if not old then
+      symbols[full] = sym
+    elseif not (sym.kind == "package" and old.kind == "package") then
+      conflict = true
+      break
+    end
   end
   if conflict then
-    -- report the first conflict in declaration order, as protoc would
+    -- take back what this file added, then report the first conflict in declaration order, as
+    -- protoc would
+    for full, sym in pairs(index) do
+      if symbols[full] == sym then symbols[full] = nil end
+    end
     each_symbol(fdp, function(full, kind)
       local old = symbols[full]
       if old and conflict == true and not (kind == "package" and old.kind == "package") then
@@ -336,9 +345,6 @@ function Pool:_add_file(fdp)
       end
     end)
     return nil, name .. ": " .. conflict
-  end
-  for full, sym in pairs(index) do
-    if not symbols[full] then symbols[full] = sym end
   end
   self._files[#self._files + 1] = fdp
   self._by_name[name] = fdp

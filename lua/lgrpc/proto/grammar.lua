@@ -61,7 +61,7 @@ local block_comment = P"/*" * (1 - P"*/" - P"\0" - P"/*") ^ 0 *
     raise(p + 1, '"/*" inside block comment.  Block comments cannot be nested.')
   end) + Cmt(Cp(), function(_, _, p) raise(p, "End-of-file inside block comment.") end))
 local whitespace = S" \t\r\n\v\f"
-local skip = (whitespace + line_comment + block_comment) ^ 0
+local skip = (whitespace ^ 1 + line_comment + block_comment) ^ 0
 
 -- raising alternative: the last resort after a committed choice, as protoc reports it
 local function fail(msg)
@@ -336,9 +336,11 @@ G.topLevelDef = V"message" + V"enum" + V"extend" + V"service"
 
 -- field number as text and position
 -- protoc's parser takes integers up to INT32_MAX (one more after "-"), else "Integer out of range."
+-- the usual number (up to nine decimal digits, no leading zero, followed by no digit, letter or
+-- ".") fits and is taken by a plain pattern; anything else goes through the checks
+local short_decimal = C(R"19" * digit ^ -8 * -(idchar + P".")) * skip
 local function int32_text(neg)
-  return Cmt(Cp() * C(int_lit), function(_, _, p, text)
-    if #text < 10 and text:byte(1) ~= 48 then return true, text end -- short decimal: fits
+  return short_decimal + Cmt(Cp() * C(int_lit), function(_, _, p, text)
     local v = numbers.parse_u64(text)
     if not v or v[1] ~= 0 or v[2] > 0x7fffffff + (neg and 1 or 0) then raise(p, "Integer out of range.") end
     return true, text
