@@ -20,7 +20,7 @@ local function strip_dot(name)
   if type(name) ~= "string" then
     error("type name expected, got " .. type(name), 3)
   end
-  if name:byte(1) == 46 then return name:sub(2) end -- "."
+  if name:byte(1) == 46 then return name:sub(2) end   -- "."
   return name
 end
 
@@ -89,6 +89,7 @@ function proto.pool(opts)
     _by_name = {},    -- virtual file name -> descriptor table
     _symbols = {},    -- full name -> { kind, desc, file }
     _schema = nil,    -- C schema over all files, built on first use
+    _checked = {},    -- type names as callers spell them -> checked full names
     _limits = (opts.max_depth or opts.max_size)
       and { max_depth = opts.max_depth, max_size = opts.max_size } or nil,
   }, Pool)
@@ -255,11 +256,16 @@ local function schema(self)
   return s
 end
 
+-- The message type a caller names, checked once: names that resolved are remembered (a pool
+-- only ever gains types), so encode and decode cost one table lookup on the way in.
 local function check_type(self, name, level)
+  local n = self._checked[name]
+  if n then return n end
   if type(name) ~= "string" then error("message type name expected", level + 1) end
-  name = strip_dot(name)
-  if not lookup(self, name, "message") then return nil, 'unknown message type "' .. name .. '"' end
-  return name
+  n = strip_dot(name)
+  if not lookup(self, n, "message") then return nil, 'unknown message type "' .. n .. '"' end
+  self._checked[name] = n
+  return n
 end
 
 --- Binary encoding: pool:encode(type, tbl [, opts]) -> bytes | nil, err
@@ -267,8 +273,11 @@ function Pool:encode(name, msg, opts)
   local n, err = check_type(self, name, 2)
   if not n then return nil, err end
   if type(msg) ~= "table" then error("encode: message table expected", 2) end
-  local s; s, err = schema(self)
-  if not s then return nil, err end
+  local s = self._schema
+  if not s then
+    s, err = schema(self)
+    if not s then return nil, err end
+  end
   return s:encode(n, msg, opts)
 end
 
@@ -277,8 +286,11 @@ function Pool:decode(name, bytes, opts)
   local n, err = check_type(self, name, 2)
   if not n then return nil, err end
   if type(bytes) ~= "string" then error("decode: bytes expected", 2) end
-  local s; s, err = schema(self)
-  if not s then return nil, err end
+  local s = self._schema
+  if not s then
+    s, err = schema(self)
+    if not s then return nil, err end
+  end
   return s:decode(n, bytes, opts)
 end
 
