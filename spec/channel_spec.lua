@@ -296,6 +296,28 @@ describe("lgrpc.channel", function()
     srv2:shutdown(0)
   end)
 
+  it("moves to a new connection when its stream ids run out", function()
+    local peers = {}
+    local srv, port = kit.server{ Unary = function(req, ctx)
+      peers[ctx.peer] = true
+      return { n = 1 }
+    end }
+    local ch = kit.channel(port)
+    -- start the connection two streams before the end of the id space (2^31-1): there is no
+    -- user option for this, the session option exists for specs
+    ch.session_opts.first_stream_id = 2147483645
+    local stub = ch:stub("lgrpctest.Echo")
+    for _ = 1, 5 do
+      local resp, st = stub:Unary({}, { timeout = 3 })
+      assert.is_table(resp, tostring(st))
+    end
+    local n = 0
+    for _ in pairs(peers) do n = n + 1 end
+    assert.is_true(n >= 2, "calls went over " .. n .. " connection(s)")
+    ch:close()
+    srv:shutdown(0)
+  end)
+
   it("runs calls past the server's stream limit, retrying those it refused", function()
     local active, peak = 0, 0
     local srv, port = kit.server({ Unary = function(req)
