@@ -634,8 +634,20 @@ function Builder:crosslink_order()
   return out
 end
 
+-- Resolution gives the same result in any order; only which error comes first depends on it.
+-- So names are resolved in the order they were met, and only when one fails is the whole list
+-- done again in protoc's CrossLink order, to raise the error protoc reports first.
 function Builder:resolve()
-  for _, u in ipairs(self:crosslink_order()) do
+  local ok, err = pcall(self.resolve_list, self, self.unresolved)
+  if not ok then
+    if type(err) ~= "table" or not err.lgrpc_compile then error(err, 0) end
+    self:resolve_list(self:crosslink_order())
+    error(err, 0) -- not reached: the ordered pass meets a failing name too
+  end
+end
+
+function Builder:resolve_list(list)
+  for _, u in ipairs(list) do
     if u.direct then
       u.desc[u.field] = u.direct
     else
