@@ -579,5 +579,11 @@ describe("lgrpc.proto.json", function()
       local m = assert(p:json_decode("lgrpc.jsontest.Wkt", '{"any": {"@type": "type.googleapis.com/lgrpc.jsontest.Point", "latitude": 3}}'))
       assert.equal('{"any":{"@type":"type.googleapis.com/lgrpc.jsontest.Point","latitude":3}}', p:json_encode("lgrpc.jsontest.Wkt", m, { indent = 0 }))
     end)
+
+    it("prints a proto2 bytes default with escapes as the bytes it stands for", function()
+      local p = require("lgrpc.proto").pool {}
+      assert(p:load_string("d.proto", 'syntax = "proto2"; message D { optional bytes b = 1 [default = "a\\000\\377\\n"]; }'))
+      assert.equal('{"b":"YQD/Cg=="}', p:json_encode("D", {}, { indent = 0, emit_defaults = true }))
+    end)
   end)
 end)

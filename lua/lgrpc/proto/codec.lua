@@ -200,6 +200,9 @@ local function build_plan(files)
 end
 
 --- Compile descriptor tables into a schema. Returns the schema, or nil and an error.
+--- protoc's C-escaped text of a bytes default_value, as the bytes it stands for.
+codec.unescape_default = unescape
+
 function codec.schema(files, limits)
   if type(files) ~= "table" then error("codec.schema: files must be an array of descriptor tables", 2) end
   if limits ~= nil and type(limits) ~= "table" then error("codec.schema: limits must be a table", 2) end

@@ -539,7 +539,8 @@ local function default_json(ctx, f, path)
   elseif kind == "string" then
     return d or ""
   elseif kind == "bytes" then
-    return cj.base64_encode(d or "")
+    -- default_value holds bytes C-escaped, as protoc writes them
+    return cj.base64_encode(d and require("lgrpc.proto.codec").unescape_default(d) or "")
   elseif kind == "enum" then
     local name = d or f.enum.by_number[0] or f.enum.first
     return enc_enum(ctx, f, name, path)
