@@ -9,7 +9,7 @@ static int identity_copy(lgrpc_filter *f, const char *in, size_t n, lgrpc_bytes 
 }
 
 static lgrpc_filter identity = {
-  "identity", identity_copy, identity_copy, 1, NULL,
+  "identity", identity_copy, identity_copy, 1, NULL, NULL, NULL, NULL, NULL, NULL,
 };
 
 lgrpc_filter *lgrpc_filter_identity(void) { return &identity; }

@@ -5,6 +5,7 @@
 #ifndef LGRPC_FILTER_H
 #define LGRPC_FILTER_H
 #include <stddef.h>
+#include <stdint.h>
 #include "frame.h"
 
 typedef struct lgrpc_filter lgrpc_filter;
@@ -17,6 +18,12 @@ struct lgrpc_filter {
   /* 1 when decode passes its input through unchanged (lets the driver skip a copy). */
   int passthrough;
   void (*destroy)(lgrpc_filter *f);
+  /* Optional, NULL in the identity filter. */
+  int (*want_write)(lgrpc_filter *f);   /* raw bytes wait with no new plaintext (handshake, alerts) */
+  int (*established)(lgrpc_filter *f);  /* 1 once plaintext flows (the handshake is done) */
+  const char *(*error)(lgrpc_filter *f); /* why the filter failed ("TLS handshake failed: ..."), NULL if it has not */
+  void (*tick)(lgrpc_filter *f, int64_t now);              /* the driver's clock (ms) */
+  int (*next_deadline)(lgrpc_filter *f, int64_t *when);    /* 1 if the filter has a timer */
 };
 
 /* The identity filter (static, nothing to free). */

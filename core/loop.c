@@ -37,6 +37,7 @@ struct lgrpc_listener {
   int64_t paused_until;  /* out of file descriptors: not polled until then (0: active) */
   char address[128];
   lgrpc_h2_config cfg;
+  lgrpc_tls_ctx *tls;        /* one reference, or NULL */
   void *ud;
 };
 
@@ -45,6 +46,7 @@ struct lgrpc_conn {
   lgrpc_loop *loop;
   lgrpc_conn *prev, *next;
   int fd, state, out_registered, adopted;
+  int connect_held;          /* connected, CONNECT waits for the filter's handshake */
   lgrpc_h2_session *sess;
   lgrpc_filter *filter;
   lgrpc_bytes wbuf;          /* raw bytes waiting for the socket */
@@ -458,7 +460,15 @@ void lgrpc_listener_free(lgrpc_listener *l)
 {
   if (!l) return;
   lgrpc_listener_close(l);
+  lgrpc_tls_ctx_unref(l->tls);
   free(l);
+}
+
+void lgrpc_listener_set_tls(lgrpc_listener *l, lgrpc_tls_ctx *ctx)
+{
+  if (ctx) lgrpc_tls_ctx_ref(ctx);
+  lgrpc_tls_ctx_unref(l->tls);
+  l->tls = ctx;
 }
 
 /* ---- connections ------------------------------------------------------------------------ */
@@ -483,6 +493,23 @@ static lgrpc_conn *conn_new(lgrpc_loop *lp, int server, const lgrpc_h2_config *c
 }
 
 lgrpc_h2_session *lgrpc_conn_session(lgrpc_conn *c) { return c->sess; }
+lgrpc_filter *lgrpc_conn_filter(lgrpc_conn *c) { return c->filter; }
+
+/* Replaces the identity filter by a TLS connection of `ctx`. */
+static int conn_start_tls(lgrpc_conn *c, lgrpc_tls_ctx *ctx, const char *server_name, char *err, size_t errlen)
+{
+  lgrpc_tls *t = lgrpc_tls_new(ctx, server_name, err, errlen);
+  if (!t) return -1;
+  c->filter = lgrpc_tls_filter(t); /* owned by the connection: destroy() in lgrpc_conn_free */
+  if (c->filter->tick && c->loop) c->filter->tick(c->filter, c->loop->now);
+  return 0;
+}
+
+int lgrpc_conn_set_tls(lgrpc_conn *c, lgrpc_tls_ctx *ctx, const char *server_name, char *err, size_t errlen)
+{
+  if (c->filter != lgrpc_filter_identity()) { snprintf(err, errlen, "the connection already has a filter"); return -1; }
+  return conn_start_tls(c, ctx, server_name, err, errlen);
+}
 const char *lgrpc_conn_peer(const lgrpc_conn *c) { return c->peer; }
 void lgrpc_conn_adopt(lgrpc_conn *c, void *ud) { c->adopted = 1; c->ud = ud; }
 void *lgrpc_conn_ud(const lgrpc_conn *c) { return c->ud; }
@@ -514,6 +541,7 @@ void lgrpc_conn_free(lgrpc_conn *c)
   lgrpc_conn_unlink(c);
   conn_close_fd(c);
   lgrpc_h2_session_free(c->sess);
+  if (c->filter && c->filter->destroy) c->filter->destroy(c->filter);
   lgrpc_bytes_free(&c->wbuf);
   lgrpc_bytes_free(&c->plain);
   free(c->cands);
@@ -639,7 +667,8 @@ static void conn_connected(lgrpc_conn *c, int timed_out)
   else getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
   if (soerr == 0) {
     c->state = C_OPEN;
-    queue(c->loop, LGRPC_LEV_CONNECT, c, NULL, NULL);
+    if (c->filter->established && !c->filter->established(c->filter)) c->connect_held = 1;
+    else queue(c->loop, LGRPC_LEV_CONNECT, c, NULL, NULL);
     return;
   }
   conn_close_fd(c);
@@ -670,6 +699,13 @@ static void do_accept(lgrpc_loop *lp, lgrpc_listener *l)
     if (!c) { close(fd); continue; }
     c->fd = fd;
     c->state = C_OPEN;
+    char terr[200];
+    if (l->tls && conn_start_tls(c, l->tls, NULL, terr, sizeof terr) != 0) {
+      close(fd);
+      c->fd = -1;
+      lgrpc_conn_free(c);
+      continue;
+    }
     if (sa.ss_family == AF_UNIX) snprintf(c->peer, sizeof c->peer, "%s", l->address);
     else format_sockaddr((struct sockaddr *)&sa, c->peer, sizeof c->peer);
     reg(lp, EPOLL_CTL_ADD, fd, EPOLLIN, &c->tag);
@@ -677,11 +713,31 @@ static void do_accept(lgrpc_loop *lp, lgrpc_listener *l)
   }
 }
 
+/* The filter failed (TLS alert, verification, timeout): send what it has to say about it (one
+ * best-effort write: the alert), then end the connection with its reason. */
+static void conn_filter_failed(lgrpc_conn *c)
+{
+  const char *why = c->filter->error ? c->filter->error(c->filter) : NULL;
+  char e[320];
+  snprintf(e, sizeof e, "%s", why ? why : "transport filter failed");
+  c->filter->encode(c->filter, NULL, 0, &c->wbuf);
+  if (c->fd >= 0 && c->wbuf.len > c->woff)
+    (void)!send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
+  c->wbuf.len = c->woff = 0;
+  conn_fail(c, e);
+}
+
+static int filter_failed(lgrpc_conn *c)
+{
+  return c->filter->error && c->filter->error(c->filter) != NULL;
+}
+
 /* Pulls pending session output and writes it: one send per connection per iteration. */
 static void conn_flush(lgrpc_conn *c)
 {
   if (c->fd < 0 || c->state != C_OPEN) return;
-  if (c->wbuf.len - c->woff < WRITE_HIGH && lgrpc_h2_want_write(c->sess)) {
+  int filter_out = c->filter->want_write && c->filter->want_write(c->filter);
+  if (c->wbuf.len - c->woff < WRITE_HIGH && (lgrpc_h2_want_write(c->sess) || filter_out)) {
     if (c->woff) {
       memmove(c->wbuf.data, c->wbuf.data + c->woff, c->wbuf.len - c->woff);
       c->wbuf.len -= c->woff;
@@ -691,7 +747,10 @@ static void conn_flush(lgrpc_conn *c)
     else {
       c->plain.len = 0;
       lgrpc_h2_send(c->sess, &c->plain);
-      c->filter->encode(c->filter, c->plain.data, c->plain.len, &c->wbuf);
+      if (c->filter->encode(c->filter, c->plain.data, c->plain.len, &c->wbuf) < 0 || filter_failed(c)) {
+        conn_filter_failed(c);
+        return;
+      }
     }
   }
   size_t left = c->wbuf.len - c->woff;
@@ -725,14 +784,21 @@ static void conn_read(lgrpc_conn *c)
       else {
         c->plain.len = 0;
         rc = c->filter->decode(c->filter, buf, (size_t)n, &c->plain);
-        if (rc == 0) rc = lgrpc_h2_recv(c->sess, (const uint8_t *)c->plain.data, c->plain.len);
+        if (rc < 0) { conn_filter_failed(c); return; }
+        if (c->connect_held && c->filter->established(c->filter)) {
+          c->connect_held = 0;
+          queue(c->loop, LGRPC_LEV_CONNECT, c, NULL, NULL);
+        }
+        rc = lgrpc_h2_recv(c->sess, (const uint8_t *)c->plain.data, c->plain.len);
       }
       if (rc != 0) return; /* the session queued GOAWAY and will end */
       if ((size_t)n < sizeof buf) return;
       continue;
     }
     if (n == 0) {
-      conn_fail(c, lgrpc_h2_alive(c->sess) ? "EOF: connection closed by peer" : NULL);
+      if (c->filter->established && !c->filter->established(c->filter))
+        conn_fail(c, "EOF: connection closed by peer during the TLS handshake");
+      else conn_fail(c, lgrpc_h2_alive(c->sess) ? "EOF: connection closed by peer" : NULL);
       return;
     }
     if (errno == EAGAIN || errno == EINTR) return;
@@ -799,6 +865,10 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
       int64_t d = when - lp->now;
       if (wait < 0 || d < wait) wait = d < 0 ? 0 : d;
     }
+    if (c->filter->next_deadline && c->filter->next_deadline(c->filter, &when)) {
+      int64_t d = when - lp->now;
+      if (wait < 0 || d < wait) wait = d < 0 ? 0 : d;
+    }
   }
   if (wait > 1000000000) wait = 1000000000;
   int ms = wait < 0 ? -1 : (int)wait;
@@ -854,6 +924,10 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
   for (lgrpc_conn *c = lp->conns; c; c = c->next) {
     if (c->state == C_CONNECTING && c->connect_deadline && c->connect_deadline <= lp->now)
       conn_connected(c, 1);
+    if (c->filter->tick && c->state == C_OPEN) {
+      c->filter->tick(c->filter, lp->now);
+      if (filter_failed(c)) conn_filter_failed(c);
+    }
     lgrpc_h2_tick(c->sess, lp->now);
     /* a session that ended without socket trouble (GOAWAY exchange, protocol error) */
     if (c->state == C_OPEN && !lgrpc_h2_alive(c->sess)) conn_flush(c);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "h2.h"
 #include "filter.h"
+#include "tls.h"
 
 typedef struct lgrpc_loop lgrpc_loop;
 typedef struct lgrpc_conn lgrpc_conn;
@@ -52,12 +53,19 @@ void lgrpc_listener_close(lgrpc_listener *l);
 void lgrpc_listener_free(lgrpc_listener *l);
 void lgrpc_listener_set_ud(lgrpc_listener *l, void *ud);
 void *lgrpc_listener_ud(const lgrpc_listener *l);
+/* TLS for the connections accepted from now on (the listener holds one reference; NULL: plain
+ * text). Live connections keep the context they started with. */
+void lgrpc_listener_set_tls(lgrpc_listener *l, lgrpc_tls_ctx *ctx);
 
 /* Connections. */
 /* connect_timeout: ms per address tried (0: the kernel's own). */
 lgrpc_conn *lgrpc_loop_connect(lgrpc_loop *lp, const char *addr, const lgrpc_h2_config *cfg,
                                int64_t connect_timeout, char *err, size_t errlen);
 lgrpc_h2_session *lgrpc_conn_session(lgrpc_conn *c);
+/* Client: TLS over this connection (before the next poll), verifying `server_name`. The CONNECT
+ * event then waits for the end of the handshake. 0, or -1 with err set. */
+int lgrpc_conn_set_tls(lgrpc_conn *c, lgrpc_tls_ctx *ctx, const char *server_name, char *err, size_t errlen);
+lgrpc_filter *lgrpc_conn_filter(lgrpc_conn *c);
 const char *lgrpc_conn_peer(const lgrpc_conn *c);
 void lgrpc_conn_adopt(lgrpc_conn *c, void *ud); /* the binding owns it from now on */
 void *lgrpc_conn_ud(const lgrpc_conn *c);

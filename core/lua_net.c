@@ -9,6 +9,7 @@
 #include "lua_bind.h"
 #include "h2.h"
 #include "loop.h"
+#include "lua_tls.h"
 
 #define MT_SESSION "lgrpc.net.session"
 #define MT_STREAM "lgrpc.net.stream"
@@ -718,6 +719,16 @@ static int se_role(lua_State *L)
   return 1;
 }
 
+/* session:tls() -> { version, cipher, alpn, resumed, server_name, peer_identity } | nil */
+static int se_tls(lua_State *L)
+{
+  lsession *ls = checkud(L, 1, MT_SESSION);
+  lgrpc_tls *t = ls->s && ls->conn ? lgrpc_tls_from_filter(lgrpc_conn_filter(ls->conn)) : NULL;
+  if (!t || !lgrpc_tls_peer(t)) { lua_pushnil(L); return 1; } /* no TLS, or no finished handshake */
+  lgrpc_lua_tls_push_info(L, t);
+  return 1;
+}
+
 static int se_peer(lua_State *L)
 {
   lsession *ls = checkud(L, 1, MT_SESSION);
@@ -798,8 +809,18 @@ static int lo_listen(lua_State *L)
   int backlog = 512;
   if (lua_istable(L, 3)) backlog = (int)opt_int(L, 3, "backlog", 512, 1, 65535);
   char err[256];
+  lgrpc_tls_ctx *tls = NULL;
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "tls");
+    if (!lua_isnil(L, -1)) {
+      tls = lgrpc_lua_tls_checkcontext(L, lua_gettop(L));
+      if (!lgrpc_tls_ctx_is_server(tls)) return luaL_error(L, "option tls: a server context expected");
+    }
+    lua_pop(L, 1);
+  }
   lgrpc_listener *l = lgrpc_loop_listen(ll->lp, addr, &cfg, backlog, err, sizeof err);
   if (!l) return fail(L, err);
+  if (tls) lgrpc_listener_set_tls(l, tls);
   llistener *h = lua_newuserdata(L, sizeof *h);
   h->l = l;
   luaL_getmetatable(L, MT_LISTENER);
@@ -828,9 +849,41 @@ static int lo_connect(lua_State *L)
   if (!explicit_authority) cfg.authority[0] = 0;
   int64_t connect_timeout = 0;
   if (lua_istable(L, 3)) connect_timeout = (int64_t)opt_int(L, 3, "connect_timeout", 0, 0, (lua_Integer)1 << 40);
+  /* TLS: a client context, and the name to verify (default: the address's host) */
+  lgrpc_tls_ctx *tls = NULL;
+  char server_name[256] = "";
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "tls");
+    if (!lua_isnil(L, -1)) {
+      tls = lgrpc_lua_tls_checkcontext(L, lua_gettop(L));
+      if (lgrpc_tls_ctx_is_server(tls)) return luaL_error(L, "option tls: a client context expected");
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 3, "server_name");
+    if (lua_isstring(L, -1)) snprintf(server_name, sizeof server_name, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  if (tls && !server_name[0] && strncmp(addr, "unix:", 5) != 0) {
+    const char *a = addr, *end;
+    if (*a == '[') { a++; end = strchr(a, ']'); }
+    else end = strrchr(a, ':');
+    size_t n = end ? (size_t)(end - a) : strlen(a);
+    if (n >= sizeof server_name) n = sizeof server_name - 1;
+    memcpy(server_name, a, n);
+    server_name[n] = 0;
+  }
+  if (tls) {
+    lua_getfield(L, 3, "scheme");
+    if (lua_isnil(L, -1)) snprintf(cfg.scheme, sizeof cfg.scheme, "https");
+    lua_pop(L, 1);
+  }
   char err[256];
   lgrpc_conn *c = lgrpc_loop_connect(ll->lp, addr, &cfg, connect_timeout, err, sizeof err);
   if (!c) return fail(L, err);
+  if (tls && lgrpc_conn_set_tls(c, tls, server_name[0] ? server_name : NULL, err, sizeof err) != 0) {
+    lgrpc_conn_free(c);
+    return fail(L, err);
+  }
   lsession *ls = new_session_ud(L, lgrpc_conn_session(c), c, 1);
   lgrpc_conn_adopt(c, ls);
   loop_table(L, 1, "conns");
@@ -1006,6 +1059,18 @@ static int li_close(lua_State *L)
   return 0;
 }
 
+/* listener:set_tls(ctx | nil): new connections use this context; live ones keep theirs */
+static int li_set_tls(lua_State *L)
+{
+  llistener *h = checkud(L, 1, MT_LISTENER);
+  if (!h->l) return fail(L, "listener is closed");
+  lgrpc_tls_ctx *tls = lua_isnoneornil(L, 2) ? NULL : lgrpc_lua_tls_checkcontext(L, 2);
+  if (tls && !lgrpc_tls_ctx_is_server(tls)) return luaL_error(L, "listener:set_tls: a server context expected");
+  lgrpc_listener_set_tls(h->l, tls);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int li_gc(lua_State *L)
 {
   llistener *h = lua_touserdata(L, 1);
@@ -1097,7 +1162,7 @@ int lgrpc_lua_open_net(lua_State *L)
     {"recv", se_recv}, {"send_pending", se_send_pending}, {"events", se_events},
     {"tick", se_tick}, {"next_deadline", se_next_deadline}, {"want_write", se_want_write},
     {"alive", se_alive}, {"request", se_request}, {"shutdown", se_shutdown},
-    {"close", se_close}, {"abort", se_abort}, {"stats", se_stats}, {"role", se_role}, {"peer", se_peer},
+    {"close", se_close}, {"abort", se_abort}, {"stats", se_stats}, {"role", se_role}, {"peer", se_peer}, {"tls", se_tls},
     {NULL, NULL}};
   static const luaL_Reg stream_m[] = {
     {"id", st_id}, {"send_message", st_send_message}, {"close_send", st_close_send},
@@ -1108,7 +1173,7 @@ int lgrpc_lua_open_net(lua_State *L)
     {"wakeup", lo_wakeup}, {"now", lo_now}, {"close", lo_close}, {"backend", lo_backend},
     {NULL, NULL}};
   static const luaL_Reg listener_m[] = {
-    {"port", li_port}, {"address", li_address}, {"close", li_close}, {NULL, NULL}};
+    {"port", li_port}, {"address", li_address}, {"close", li_close}, {"set_tls", li_set_tls}, {NULL, NULL}};
   static const luaL_Reg timer_m[] = {{"cancel", ti_cancel}, {"armed", ti_armed}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"session", net_session}, {"loop", net_loop}, {"counters", net_counters},

@@ -33,6 +33,8 @@ struct lgrpc_tls {
   int64_t deadline;           /* -1: not armed */
   lgrpc_bytes held;           /* plaintext waiting for the end of the handshake; owned */
   char reason[256];
+  char phrase[300];           /* the reason as a driver reports it: "TLS handshake failed: ..." */
+  int failed_in_handshake;
   char server_name[256];
   lgrpc_tls_identity *peer;   /* owned; NULL until the handshake ends */
 };
@@ -295,6 +297,22 @@ static int f_encode(lgrpc_filter *f, const char *plain, size_t n, lgrpc_bytes *r
 }
 
 static void f_destroy(lgrpc_filter *f) { lgrpc_tls_free((lgrpc_tls *)f); }
+static int f_want_write(lgrpc_filter *f) { return lgrpc_tls_want_write((lgrpc_tls *)f); }
+static int f_established(lgrpc_filter *f) { return ((lgrpc_tls *)f)->state != LGRPC_TLS_HANDSHAKE; }
+static void f_tick(lgrpc_filter *f, int64_t now) { lgrpc_tls_tick((lgrpc_tls *)f, now); }
+static int f_next_deadline(lgrpc_filter *f, int64_t *when) { return lgrpc_tls_next_deadline((lgrpc_tls *)f, when); }
+
+static const char *f_error(lgrpc_filter *f)
+{
+  lgrpc_tls *t = (lgrpc_tls *)f;
+  if (t->state != LGRPC_TLS_FAILED) return NULL;
+  if (!t->phrase[0]) {
+    if (!t->failed_in_handshake) snprintf(t->phrase, sizeof t->phrase, "TLS error: %s", t->reason);
+    else if (strncmp(t->reason, "handshake ", 10) == 0) snprintf(t->phrase, sizeof t->phrase, "TLS %s", t->reason);
+    else snprintf(t->phrase, sizeof t->phrase, "TLS handshake failed: %s", t->reason);
+  }
+  return t->phrase;
+}
 
 lgrpc_tls *lgrpc_tls_new(lgrpc_tls_ctx *c, const char *server_name, char *err, size_t errlen)
 {
@@ -319,6 +337,11 @@ lgrpc_tls *lgrpc_tls_new(lgrpc_tls_ctx *c, const char *server_name, char *err, s
   t->filter.encode = f_encode;
   t->filter.passthrough = 0;
   t->filter.destroy = f_destroy;
+  t->filter.want_write = f_want_write;
+  t->filter.established = f_established;
+  t->filter.error = f_error;
+  t->filter.tick = f_tick;
+  t->filter.next_deadline = f_next_deadline;
   t->ctx = c;
   lgrpc_tls_ctx_ref(c);
   t->state = LGRPC_TLS_HANDSHAKE;
@@ -493,6 +516,7 @@ static void capture_identity(lgrpc_tls *t)
 static int fail(lgrpc_tls *t, int code, const char *reason)
 {
   if (t->state != LGRPC_TLS_FAILED) {
+    t->failed_in_handshake = t->state == LGRPC_TLS_HANDSHAKE;
     t->state = LGRPC_TLS_FAILED;
     snprintf(t->reason, sizeof t->reason, "%s", reason);
   }
@@ -534,7 +558,6 @@ static int handshake_step(lgrpc_tls *t)
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) { ERR_clear_error(); return 0; }
     return fail_ssl(t, LGRPC_ETLS_HANDSHAKE, e);
   }
-  t->state = LGRPC_TLS_OPEN;
   t->deadline = -1;
   if (t->ctx->server) {
     const char *sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
@@ -548,6 +571,7 @@ static int handshake_step(lgrpc_tls *t)
       return fail(t, LGRPC_ETLS_HANDSHAKE, "no ALPN h2 from server");
     }
   }
+  t->state = LGRPC_TLS_OPEN;
   capture_identity(t);
   if (t->held.len) {
     int w = write_plain(t, t->held.data, t->held.len);

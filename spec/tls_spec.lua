@@ -401,3 +401,335 @@ describe("lgrpc.tls", function()
     assert.equal("insecure", ltls.auth_context(nil).transport_security_type)
   end)
 end)
+
+-- lgrpc.server and lgrpc.channel over TLS: real sockets on 127.0.0.1, the epoll loop running
+-- the TLS filter, certificates from certs.py, odd peers from tls_peer.py.
+describe("lgrpc over TLS", function()
+  local lgrpc = require("lgrpc")
+  local kit = require("callkit")
+  local st = lgrpc.status
+  local logs
+
+  setup(function() c = certs.get() end)
+  teardown(function() certs.cleanup() end)
+  local base
+  before_each(function() base = kit.counters() end)
+  after_each(function()
+    local now = kit.settle(base)
+    for _, k in ipairs({ "client_calls", "server_calls", "tasks", "timers", "holds", "sessions", "streams" }) do
+      assert.are.equal(base[k], now[k], "counter " .. k .. " back to baseline")
+    end
+  end)
+
+  local function server_tls(extra)
+    local o = { cert_file = c.path("server.pem"), key_file = c.path("server.key") }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+  local function mtls(extra)
+    local o = server_tls({ client_ca_file = c.path("ca.pem"), client_auth = "require" })
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+  local function client_tls(stem, extra)
+    local o = { ca_file = c.path("ca.pem") }
+    if stem then o.cert_file, o.key_file = c.path(stem .. ".pem"), c.path(stem .. ".key") end
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+
+  local seen
+  local handlers = {
+    Unary = function(req, ctx)
+      seen = { identity = ctx.peer_identity, tls = ctx.tls, auth = ctx:auth_context(), peer = ctx.peer }
+      return { text = "echo " .. req.text }
+    end,
+  }
+
+  -- a TLS server; returns server, port
+  local function start(tls_opts, opts)
+    logs = {}
+    opts = opts or {}
+    opts.tls = tls_opts
+    opts.log = function(msg) logs[#logs + 1] = msg end
+    return kit.server(handlers, opts)
+  end
+
+  local function call(port, tls_opts, extra)
+    local o = { tls = tls_opts }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    local ch = kit.channel(port, o)
+    local resp, s = ch:stub("lgrpctest.Echo"):Unary({ text = "hi" }, { timeout = 5 })
+    ch:close()
+    return resp, s
+  end
+
+  -- waits until the server logged a line matching pat
+  local function logged(pat)
+    local t0 = lgrpc.now()
+    repeat
+      for _, l in ipairs(logs) do if l:find(pat) then return l end end
+      lgrpc.sleep(0.02)
+    until lgrpc.now() - t0 > 3
+    return nil, table.concat(logs, "\n")
+  end
+
+  for _, v in ipairs({ "1.2", "1.3" }) do
+    describe("TLS " .. v, function()
+      local pin = { min_version = v, max_version = v }
+
+      it("serves unary calls; the handler sees the TLS connection", function()
+        local srv, port = start(server_tls(pin))
+        seen = nil
+        local resp, s = call(port, client_tls())
+        assert.is_true(s:ok(), tostring(s))
+        assert.equal("echo hi", resp.text)
+        assert.equal("TLSv" .. v, seen.tls.version)
+        assert.equal("h2", seen.tls.alpn)
+        assert.is_nil(seen.identity)
+        assert.equal("ssl", seen.auth.transport_security_type)
+        srv:shutdown(0)
+      end)
+
+      it("mTLS: a client with a valid certificate is served and its identity is in ctx", function()
+        local srv, port = start(mtls(pin))
+        local in_interceptor
+        srv:use(function(req, ctx, info, next)
+          in_interceptor = ctx.peer_identity and ctx.peer_identity.subject
+          return next(req, ctx)
+        end)
+        seen = nil
+        local resp, s = call(port, client_tls("client"))
+        assert.is_true(s:ok(), tostring(s))
+        assert.equal("echo hi", resp.text)
+        assert.equal("CN=client-1,O=lgrpc tests", seen.identity.subject)
+        assert.is_true(seen.identity.verified)
+        assert.same({ "spiffe://lgrpc.test/client-1" }, seen.identity.sans.uri)
+        assert.equal("client-1", seen.auth.x509_common_name)
+        assert.same({ "client-1.test", "spiffe://lgrpc.test/client-1" }, seen.auth.x509_subject_alternative_name)
+        assert.equal("CN=client-1,O=lgrpc tests", in_interceptor)
+        srv:shutdown(0)
+      end)
+
+      it("mTLS: refuses a client without a certificate, with the reason on both sides", function()
+        local srv, port = start(mtls(pin))
+        local resp, s = call(port, client_tls())
+        assert.is_nil(resp)
+        assert.equal(st.UNAVAILABLE, s.code)
+        if v == "1.3" then
+          assert.matches("tlsv13 alert certificate required", s.message, 1, true)
+        else
+          assert.matches("sslv3 alert handshake failure", s.message, 1, true)
+        end
+        assert(logged("TLS handshake failed: peer did not return a certificate"))
+        -- and it keeps serving others
+        local ok = call(port, client_tls("client"))
+        assert.equal("echo hi", ok.text)
+        srv:shutdown(0)
+      end)
+
+      it("mTLS: refuses a certificate from another CA and an expired one", function()
+        local srv, port = start(mtls(pin))
+        local resp, s = call(port, client_tls("client-other"))
+        assert.is_nil(resp)
+        assert.equal(st.UNAVAILABLE, s.code)
+        assert.matches("tlsv1 alert unknown ca", s.message, 1, true)
+        assert(logged("TLS handshake failed: certificate verify failed: unable to get local issuer certificate"))
+        resp, s = call(port, client_tls("client-expired"))
+        assert.is_nil(resp)
+        assert.equal(st.UNAVAILABLE, s.code)
+        assert.matches("sslv3 alert certificate expired", s.message, 1, true)
+        assert(logged("TLS handshake failed: certificate verify failed: certificate has expired"))
+        srv:shutdown(0)
+      end)
+
+      it("refuses a server whose name does not match, or that nobody trusts", function()
+        local srv, port = start(server_tls(pin))
+        local resp, s = call(port, client_tls(nil, { server_host_override = "wrong.example" }))
+        assert.is_nil(resp)
+        assert.equal(st.UNAVAILABLE, s.code)
+        assert.matches("TLS handshake failed: certificate verify failed: hostname mismatch", s.message, 1, true)
+        assert(logged("TLS handshake failed: sslv3 alert bad certificate"))
+        resp, s = call(port, { ca_file = c.path("other-ca.pem") })
+        assert.equal(st.UNAVAILABLE, s.code)
+        assert.matches("certificate verify failed: unable to get local issuer certificate", s.message, 1, true)
+        assert(logged("tlsv1 alert unknown ca"))
+        -- the override names the host the certificate must carry (and the :authority)
+        resp, s = call(port, client_tls(nil, { server_host_override = "foo.test.google.fr" }))
+        assert.is_true(s:ok(), tostring(s))
+        srv:shutdown(0)
+      end)
+    end)
+  end
+
+  it("carries call credentials, which need a secure channel, with the service URL as https", function()
+    local got
+    local srv = lgrpc.server({ pool = kit.pool(), tls = server_tls(), log = function() end })
+    srv:add("lgrpctest.Echo", { Unary = function(req, ctx)
+      got = ctx.metadata:get("authorization")
+      return { text = "ok" }
+    end })
+    local port = assert(srv:listen("127.0.0.1:0"))
+    local url
+    local ch = kit.channel(port, { tls = client_tls(), credentials = function(info)
+      url = info.service_url
+      return { authorization = "Bearer secret" }
+    end })
+    local resp, s = ch:stub("lgrpctest.Echo"):Unary({ text = "x" }, { timeout = 5 })
+    assert.is_true(s:ok(), tostring(s))
+    assert.equal("ok", resp.text)
+    assert.equal("Bearer secret", got)
+    assert.matches("^https://", url)
+    ch:close()
+    srv:shutdown(0)
+  end)
+
+  it("reload_tls: new handshakes use the new pair, live connections continue", function()
+    local srv, port = start(mtls())
+    local old = kit.channel(port, { tls = client_tls("client") })
+    local stub = old:stub("lgrpctest.Echo")
+    assert.is_true(select(2, stub:Unary({ text = "a" })):ok())
+    -- from now on: a new certificate (with its intermediate), and only clients of other-ca
+    assert(srv:reload_tls({ cert_file = c.path("server-chain.pem"), key_file = c.path("server-chain.key"),
+      client_ca_file = c.path("other-ca.pem"), client_auth = "require" }))
+    local resp, s = stub:Unary({ text = "still" })
+    assert.is_true(s:ok(), tostring(s))
+    assert.equal("echo still", resp.text)
+    resp, s = call(port, client_tls("client"))
+    assert.equal(st.UNAVAILABLE, s.code)
+    assert.matches("unknown ca", s.message, 1, true)
+    seen = nil
+    resp, s = call(port, client_tls("client-other"))
+    assert.is_true(s:ok(), tostring(s))
+    assert.equal("CN=intruder,O=lgrpc tests", seen.identity.subject)
+    -- a reload that cannot work changes nothing
+    local ok, err = srv:reload_tls({ cert_file = "/nonexistent.pem", key_file = c.path("server.key") })
+    assert.is_nil(ok)
+    assert.equal("cert_file /nonexistent.pem: No such file or directory", err)
+    resp, s = call(port, client_tls("client-other"))
+    assert.is_true(s:ok(), tostring(s))
+    old:close()
+    srv:shutdown(0)
+  end)
+
+  it("resumes the TLS session when a channel reconnects", function()
+    local srv, port = start(server_tls())
+    local ch = kit.channel(port, { tls = client_tls(), idle_timeout = 0.5 })
+    local stub = ch:stub("lgrpctest.Echo")
+    seen = nil
+    local _, s1 = stub:Unary({ text = "1" })
+    assert.is_true(s1:ok(), tostring(s1))
+    assert.is_false(seen.tls.resumed)
+    -- the idle connection closes; the next call connects again and resumes
+    local t0 = lgrpc.now()
+    while ch:state() ~= "IDLE" and lgrpc.now() - t0 < 3 do lgrpc.sleep(0.05) end
+    assert.equal("IDLE", ch:state())
+    local first = seen
+    local _, s2 = stub:Unary({ text = "2" })
+    assert.is_true(s2:ok(), tostring(s2))
+    assert.is_true(seen.tls.resumed, "second connection not resumed: " .. tostring(seen.tls.version) .. " " .. tostring(first.peer) .. " -> " .. tostring(seen.peer))
+    ch:close()
+    srv:shutdown(0)
+  end)
+
+  it("ends a handshake that does not come (a client that sends nothing)", function()
+    local srv, port = start(server_tls({ handshake_timeout = 0.3 }))
+    local p = io.popen(("env -u LD_PRELOAD /usr/bin/python3 %s/spec/support/tls_peer.py silent %d"):format(kit.top, port))
+    local t0 = lgrpc.now()
+    assert(logged("TLS handshake timed out"))
+    local waited = lgrpc.now() - t0
+    assert.is_true(waited >= 0.25 and waited < 2, "timed out after " .. waited)
+    local out = p:read("a") or p:read("*a")
+    p:close()
+    assert.matches("^eof after", out)
+    -- the server is fine
+    local resp = call(port, client_tls())
+    assert.equal("echo hi", resp.text)
+    srv:shutdown(0)
+  end)
+
+  it("a client refuses a server that does not select h2", function()
+    for _, alpn in ipairs({ "", "http/1.1" }) do
+      local peer = kit.child({ "env -u LD_PRELOAD /usr/bin/python3", kit.top .. "/spec/support/tls_peer.py", "server",
+        c.path("server.pem"), c.path("server.key"), alpn }, 30)
+      local resp, s = call(peer.port, client_tls())
+      assert.is_nil(resp)
+      assert.equal(st.UNAVAILABLE, s.code)
+      assert.matches("TLS handshake failed: no ALPN h2 from server", s.message, 1, true)
+      peer.kill()
+    end
+  end)
+
+  it("a server refuses a client that offers ALPN without h2", function()
+    local srv, port = start(server_tls())
+    local out = os.tmpname()
+    os.execute(("env -u LD_PRELOAD /usr/bin/python3 %s/spec/support/tls_peer.py client %d %s http/1.1 > %s 2>&1 &")
+      :format(kit.top, port, c.path("ca.pem"), out))
+    assert(logged("TLS handshake failed: no application protocol"))
+    local text = ""
+    local t0 = lgrpc.now()
+    repeat
+      lgrpc.sleep(0.02)
+      local f = io.open(out, "rb")
+      text = f and (f:read("a") or f:read("*a")) or ""
+      if f then f:close() end
+    until text ~= "" or lgrpc.now() - t0 > 5
+    os.remove(out)
+    assert.matches("^error=.*no application protocol", text)
+    srv:shutdown(0)
+  end)
+
+  it("plaintext and TLS do not mix, and say so", function()
+    local srv, port = start(server_tls())
+    local resp, s = call(port, nil)
+    assert.is_nil(resp)
+    assert.equal(st.UNAVAILABLE, s.code)
+    assert(logged("TLS handshake failed: wrong version number"))
+    srv:shutdown(0)
+    local plain, pport = kit.server(handlers)
+    resp, s = call(pport, client_tls())
+    assert.equal(st.UNAVAILABLE, s.code)
+    assert.matches("TLS handshake failed: ", s.message, 1, true)
+    plain:shutdown(0)
+  end)
+
+  it("runs the example of docs/security.md (openssl-made certificates, mutual TLS)", function()
+    local dir = c.dir .. "/example"
+    local h = io.popen(("env -u LD_PRELOAD sh %s/examples/tls/make_certs.sh %s 2>&1"):format(kit.top, dir))
+    local made = h:read("a") or h:read("*a")
+    h:close()
+    assert.matches("certificates in", made)
+    local srv = kit.child({ kit.lua, kit.top .. "/examples/tls/server.lua", "--port=0",
+      "--cert=" .. dir .. "/server.pem", "--key=" .. dir .. "/server.key", "--client_ca=" .. dir .. "/ca.pem",
+      "--serve_for=20" }, 30)
+    local function client(extra)
+      local p = io.popen(("%s %s/examples/tls/client.lua --target=127.0.0.1:%d --ca=%s/ca.pem %s 2>&1; echo rc=$?")
+        :format(kit.lua, kit.top, srv.port, dir, extra))
+      local out = p:read("a") or p:read("*a")
+      p:close()
+      return out
+    end
+    local out = client(("--cert=%s/client.pem --key=%s/client.key"):format(dir, dir))
+    assert.matches("server saw: CN=alice,O=lgrpc example over TLSv1.3", out, 1, true)
+    assert.matches("san: spiffe://example.org/alice", out, 1, true)
+    assert.matches("rc=0", out, 1, true)
+    out = client("")
+    assert.matches("rpc error: code = Unavailable desc = ", out, 1, true)
+    assert.matches("tlsv13 alert certificate required", out, 1, true)
+    assert.matches("rc=1", out, 1, true)
+    srv.kill()
+  end)
+
+  it("checks its options", function()
+    assert.has_error(function() lgrpc.server({ tls = { cert_file = 1 } }) end,
+      "lgrpc.server: tls option cert_file: string expected, got number")
+    assert.has_error(function() lgrpc.server({ tls = { certfile = "x" } }) end,
+      "lgrpc.server: unknown tls option certfile")
+    assert.has_error(function() lgrpc.server({ tls = { cert_file = "/nonexistent.pem", key_file = "/x" } }) end,
+      "lgrpc.server: tls: cert_file /nonexistent.pem: No such file or directory")
+    assert.has_error(function() lgrpc.channel("localhost:1", { tls = { verify = false } }) end,
+      "lgrpc.channel: unknown tls option verify")
+    assert.has_error(function() lgrpc.channel("localhost:1", { tls = { ca = "nope" } }) end,
+      "lgrpc.channel: tls: ca: no PEM certificate found")
+  end)
+end)

@@ -1,12 +1,13 @@
 -- The gRPC interop test client (grpc's interop-test-descriptions.md) on lgrpc.
 -- Flags as grpc-go's interop client takes them: --server_host, --server_port, --test_case (a
--- case name or "all"), --use_tls=false. Prints "PASS case" / "FAIL case: reason" per case and
+-- case name or "all"), --use_tls, --use_test_ca, --ca_file, --server_host_override. Prints "PASS case" / "FAIL case: reason" per case and
 -- exits 0 only when every case passed.
 local lgrpc = require "lgrpc"
 local status = lgrpc.status
 
 local flags = { server_host = "127.0.0.1", server_port = "10000", test_case = "all",
-  use_tls = "false", server_host_override = "", proto_root = "/usr/share/grpc-proto" }
+  use_tls = "false", use_test_ca = "false", ca_file = "", server_host_override = "",
+  proto_root = "/usr/share/grpc-proto" }
 for _, a in ipairs(arg) do
   local k, v = a:match("^%-%-([%w_]+)=(.*)$")
   if not k then k = a:match("^%-%-([%w_]+)$") v = "true" end
@@ -16,15 +17,25 @@ for _, a in ipairs(arg) do
   end
   flags[k] = v
 end
+-- TLS: the test CA is the one --ca_file names (lgrpc ships no CA of its own); without
+-- --use_test_ca the system store decides
+local tls
 if flags.use_tls ~= "false" then
-  io.stderr:write("interop client: --use_tls is not supported\n")
-  os.exit(2)
+  if flags.use_test_ca ~= "false" and flags.ca_file == "" then
+    io.stderr:write("interop client: --use_test_ca needs --ca_file\n")
+    os.exit(2)
+  end
+  tls = {
+    ca_file = flags.ca_file ~= "" and flags.ca_file or nil,
+    server_host_override = flags.server_host_override ~= "" and flags.server_host_override or nil,
+  }
 end
 
 local pool = assert(lgrpc.proto.load{ "grpc/testing/test.proto", include = { flags.proto_root } })
 local ch = lgrpc.channel(flags.server_host .. ":" .. flags.server_port, {
   pool = pool, max_recv_msg_size = 64 * 1024 * 1024, timeout = 10,
   authority = flags.server_host_override ~= "" and flags.server_host_override or nil,
+  tls = tls,
 })
 local test = ch:stub("grpc.testing.TestService")
 local unimplemented = ch:stub("grpc.testing.UnimplementedService")

@@ -1,10 +1,12 @@
 -- The gRPC interop test server (grpc.testing.TestService, grpc's interop-test-descriptions.md)
--- on lgrpc. Flags as grpc-go's interop server takes them: --port=N (0 picks one), --use_tls=false.
+-- on lgrpc. Flags as grpc-go's interop server takes them: --port=N (0 picks one), --use_tls,
+-- --tls_cert_file, --tls_key_file.
 -- Prints "listening on PORT" once it accepts calls.
 local lgrpc = require "lgrpc"
 local status = lgrpc.status
 
-local flags = { port = "10000", use_tls = "false", proto_root = "/usr/share/grpc-proto" }
+local flags = { port = "10000", use_tls = "false", tls_cert_file = "", tls_key_file = "",
+  proto_root = "/usr/share/grpc-proto" }
 for _, a in ipairs(arg) do
   local k, v = a:match("^%-%-([%w_]+)=(.*)$")
   if not k then k = a:match("^%-%-([%w_]+)$") v = "true" end
@@ -14,13 +16,17 @@ for _, a in ipairs(arg) do
   end
   flags[k] = v
 end
+local tls
 if flags.use_tls ~= "false" then
-  io.stderr:write("interop server: --use_tls is not supported\n")
-  os.exit(2)
+  if flags.tls_cert_file == "" or flags.tls_key_file == "" then
+    io.stderr:write("interop server: --use_tls needs --tls_cert_file and --tls_key_file\n")
+    os.exit(2)
+  end
+  tls = { cert_file = flags.tls_cert_file, key_file = flags.tls_key_file }
 end
 
 local pool = assert(lgrpc.proto.load{ "grpc/testing/test.proto", include = { flags.proto_root } })
-local server = lgrpc.server{ pool = pool, max_recv_msg_size = 64 * 1024 * 1024 }
+local server = lgrpc.server{ pool = pool, max_recv_msg_size = 64 * 1024 * 1024, tls = tls }
 
 local function zeros(n) return { body = string.rep("\0", n) } end
 

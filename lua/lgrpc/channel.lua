@@ -6,6 +6,7 @@ local runtime = require "lgrpc.runtime"
 local status = require "lgrpc.status"
 local metadata = require "lgrpc.metadata"
 local call = require "lgrpc.call"
+local tlsmod = require "lgrpc.tls"
 
 local channel = {}
 
@@ -42,7 +43,8 @@ end
 -- (sent with every call), wait_for_ready, max_recv_msg_size, max_send_msg_size, user_agent,
 -- authority, idle_timeout (s, default 1800), backoff = { initial, multiplier, jitter, max,
 -- min_connect_timeout }, runtime, credentials (fn(info) -> metadata, run before every call),
--- allow_insecure_credentials (send credentials on a plaintext channel).
+-- allow_insecure_credentials (send credentials on a plaintext channel), tls
+-- (lgrpc.tls.client_context's options, or true for the system CAs: docs/security.md).
 function channel.new(target, opts)
   if type(target) ~= "string" or target == "" then
     error("lgrpc.channel: target \"host:port\" expected", 2)
@@ -71,11 +73,21 @@ function channel.new(target, opts)
     if not md then error("lgrpc.channel: bad metadata: " .. err, 2) end
     ch.default_md = md
   end
+  local tls_ctx, server_name
+  if opts.tls ~= nil and opts.tls ~= false then
+    local err
+    tls_ctx, err = tlsmod.client_context(opts.tls, "lgrpc.channel")
+    if not tls_ctx then error("lgrpc.channel: tls: " .. err, 2) end
+    server_name = type(opts.tls) == "table" and opts.tls.server_host_override or nil
+    ch.secure = true
+  end
   ch.session_opts = {
+    tls = tls_ctx,
+    server_name = server_name,
     max_recv_message = opts.max_recv_msg_size,
     max_send_message = opts.max_send_msg_size,
     user_agent = opts.user_agent,
-    authority = opts.authority,
+    authority = opts.authority or server_name,
     max_header_list = opts.max_header_list,
     stream_window = opts.stream_window,
     conn_window = opts.conn_window,

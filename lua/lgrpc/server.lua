@@ -5,6 +5,7 @@
 local runtime = require "lgrpc.runtime"
 local status = require "lgrpc.status"
 local metadata = require "lgrpc.metadata"
+local tlsmod = require "lgrpc.tls"
 
 local server = {}
 
@@ -46,12 +47,19 @@ end
 --- lgrpc.server(opts): opts: pool, decode (options for pool:decode, e.g. { int64 = "string" }),
 -- max_recv_msg_size (default 4 MiB), max_send_msg_size,
 -- max_concurrent_streams, stream_window, conn_window, idle_timeout (s), runtime,
--- log (function(msg), default stderr).
+-- log (function(msg), default stderr), tls (lgrpc.tls.server_context's options: docs/security.md).
 function server.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("lgrpc.server: options table expected", 2) end
   local rt = opts.runtime or runtime.default()
+  local tls_ctx
+  if opts.tls ~= nil then
+    local err
+    tls_ctx, err = tlsmod.server_context(opts.tls, "lgrpc.server")
+    if not tls_ctx then error("lgrpc.server: tls: " .. err, 2) end
+  end
   return setmetatable({
+    tls_ctx = tls_ctx,
     opts = opts, pool = opts.pool, rt = rt,
     methods = {},          -- "/pkg.Svc/M" -> { kind, codec, handler, info }
     services = {},
@@ -131,12 +139,26 @@ function Server:listen(addr, opts)
   local o = {}
   for k, v in pairs(self.session_opts) do o[k] = v end
   for k, v in pairs(opts or {}) do o[k] = v end
+  o.tls = self.tls_ctx
   local l, err = self.rt.driver.listen(addr, o)
   if not l then return nil, err end
   self.listeners[#self.listeners + 1] = l
   self.rt:own(l, self)
   self.rt:hold()
   return l:port()
+end
+
+--- server:reload_tls(tls_opts) -> true | nil, err: new connections use the new certificate,
+-- key and client CAs; connections already up continue with the old ones.
+function Server:reload_tls(opts)
+  if not self.tls_ctx then error("lgrpc.server:reload_tls: the server was not started with tls", 2) end
+  local ctx, err = tlsmod.server_context(opts, "lgrpc.server:reload_tls")
+  if not ctx then return nil, err end
+  self.tls_ctx = ctx
+  for _, l in ipairs(self.listeners) do
+    if l.set_tls then l:set_tls(ctx) end
+  end
+  return true
 end
 
 --- The port of the first listener.
@@ -176,6 +198,10 @@ function Conn:event(ev)
     if c then c:_event(ev) end
   elseif t == "closed" then
     local srv = self.server
+    if ev.error and ev.error:find("^TLS") then
+      -- a refused handshake (bad or missing client certificate, timeout) or a TLS failure
+      srv.log("lgrpc.server: connection from " .. tostring(self.peer) .. ": " .. ev.error)
+    end
     srv.rt:disown(self.session)
     srv.conns[self] = nil
     for _, c in pairs(self.calls) do
@@ -228,6 +254,7 @@ function Server:_start(conn, ev)
     return
   end
   local rt = self.rt
+  if conn.tls_info == nil then conn.tls_info = self.tls_ctx and conn.session.tls and conn.session:tls() or false end
   local c = setmetatable({
     server = self, conn = conn, stream = stream, id = stream:id(), m = m, rt = rt,
     inbox = {}, ihead = 1, itail = 0, inbox_bytes = 0, nrecv = 0,
@@ -239,6 +266,8 @@ function Server:_start(conn, ev)
     peer = conn.peer, authority = ev.authority, user_agent = ev.user_agent,
     metadata = ev.metadata and metadata.from_table(ev.metadata) or metadata.new(),
     encoding = ev.encoding,
+    tls = conn.tls_info or nil,
+    peer_identity = conn.tls_info and conn.tls_info.peer_identity or nil,
     _call = c, _children = setmetatable({}, { __mode = "k" }),
   }, Ctx)
   if ev.timeout then ctx.deadline = rt:now() + ev.timeout / 1000 end
@@ -496,6 +525,13 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- the handler's context
+
+--- The connection's security, as grpc's AuthContext names it: transport_security_type
+-- ("ssl" | "insecure"), x509_common_name, x509_subject_alternative_name, x509_pem_cert,
+-- peer_identity (the table of ctx.peer_identity), tls_version ...
+function Ctx:auth_context()
+  return tlsmod.auth_context(self.tls)
+end
 
 --- Adds response header metadata (sent before the first response message).
 function Ctx:set_header(md)

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """interop_client.py: the client side of grpc's interop-test-descriptions.md on grpcio.
 Flags as grpc-go's client takes them: --server_host, --server_port, --test_case (a case
-name, or "all"), --use_tls=false. Prints "PASS case" or "FAIL case: reason" per case and
-exits 0 only when every case passed.
+name, or "all"), --use_tls, --use_test_ca, --ca_file, --server_host_override. Prints "PASS case"
+or "FAIL case: reason" per case and exits 0 only when every case passed.
 """
 import os
 import sys
@@ -242,9 +242,17 @@ CASES = [empty_unary, large_unary, client_streaming, server_streaming, ping_pong
 def main():
     flags = interop_common.parse_flags(sys.argv[1:], {
         "server_host": "127.0.0.1", "server_port": "10000", "test_case": "all",
-        "use_tls": "false", "server_host_override": ""})
+        "use_tls": "false", "server_host_override": "", "use_test_ca": "false", "ca_file": ""})
+    creds = None
     if flags["use_tls"] not in ("false", "0"):
-        raise SystemExit("interop_client.py: --use_tls is not supported")
+        root = None
+        if flags["use_test_ca"] not in ("false", "0"):
+            if not flags["ca_file"]:
+                raise SystemExit("interop_client.py: --use_test_ca needs --ca_file")
+        if flags["ca_file"]:
+            with open(flags["ca_file"], "rb") as f:
+                root = f.read()
+        creds = grpc.ssl_channel_credentials(root_certificates=root)
     by_name = {f.__name__: f for f in CASES}
     if flags["test_case"] == "all":
         cases = CASES
@@ -254,8 +262,12 @@ def main():
         raise SystemExit("interop_client.py: unknown test case " + flags["test_case"])
     target = "%s:%s" % (flags["server_host"], flags["server_port"])
     failed = 0
-    with grpc.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024)]) as channel:
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    if flags["server_host_override"]:
+        options.append(("grpc.ssl_target_name_override", flags["server_host_override"]))
+    channel = (grpc.secure_channel(target, creds, options=options) if creds
+               else grpc.insecure_channel(target, options=options))
+    with channel:
         stub = Stub(channel)
         for case in cases:
             try:

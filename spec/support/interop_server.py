@@ -2,7 +2,8 @@
 """interop_server.py: grpc.testing.TestService on grpcio, as interop-test-descriptions.md
 describes the server side (EmptyCall, UnaryCall, CacheableUnaryCall, StreamingOutputCall,
 StreamingInputCall, FullDuplexCall, HalfDuplexCall; Echo Status, Echo Metadata,
-interval_us). Flags: --port (0 picks one), --use_tls=false. Prints "listening on PORT".
+interval_us). Flags: --port (0 picks one), --use_tls, --tls_cert_file, --tls_key_file. Prints
+"listening on PORT".
 """
 import os
 import sys
@@ -127,13 +128,24 @@ def handlers():
 
 
 def main():
-    flags = interop_common.parse_flags(sys.argv[1:], {"port": "0", "use_tls": "false"})
+    flags = interop_common.parse_flags(sys.argv[1:], {"port": "0", "use_tls": "false",
+                                                      "tls_cert_file": "", "tls_key_file": ""})
+    creds = None
     if flags["use_tls"] not in ("false", "0"):
-        raise SystemExit("interop_server.py: --use_tls is not supported")
+        if not flags["tls_cert_file"] or not flags["tls_key_file"]:
+            raise SystemExit("interop_server.py: --use_tls needs --tls_cert_file and --tls_key_file")
+        with open(flags["tls_key_file"], "rb") as f:
+            key = f.read()
+        with open(flags["tls_cert_file"], "rb") as f:
+            chain = f.read()
+        creds = grpc.ssl_server_credentials([(key, chain)])
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
                          options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
     server.add_generic_rpc_handlers((handlers(),))
-    port = server.add_insecure_port("127.0.0.1:" + flags["port"])
+    if creds:
+        port = server.add_secure_port("127.0.0.1:" + flags["port"], creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:" + flags["port"])
     if port == 0:
         raise SystemExit("interop_server.py: cannot listen on port " + flags["port"])
     server.start()
