@@ -586,7 +586,11 @@ int lgrpc_tls_decode(lgrpc_tls *t, const char *raw, size_t n, lgrpc_bytes *plain
   if (t->state == LGRPC_TLS_FAILED) return LGRPC_ETLS_STATE;
   if (t->state == LGRPC_TLS_CLOSED) return 0;
   ERR_clear_error();
-  if (n && BIO_write(t->rbio, raw, (int)n) != (int)n) return fail(t, LGRPC_ETLS_NOMEM, "out of memory");
+  for (size_t off = 0; off < n;) {
+    int chunk = n - off > (1u << 30) ? 1 << 30 : (int)(n - off);
+    if (BIO_write(t->rbio, raw + off, chunk) != chunk) return fail(t, LGRPC_ETLS_NOMEM, "out of memory");
+    off += (size_t)chunk;
+  }
   if (t->state == LGRPC_TLS_HANDSHAKE) {
     int rc = handshake_step(t);
     if (rc < 0) return rc;
