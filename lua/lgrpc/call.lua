@@ -158,19 +158,6 @@ function Call:_credentials(creds, md, opts)
   return nil
 end
 
-local function changed(self)
-  local ws = self.waiters
-  if #ws == 0 then return end
-  self.waiters = {}
-  for _, p in ipairs(ws) do self.rt:unpark(p) end
-end
-
-local function wait_change(self)
-  local p = {}
-  self.waiters[#self.waiters + 1] = p
-  self.rt:park(p)
-end
-
 --- Opens the stream on a ready connection (channel code calls this) and replays what was sent.
 function Call:_open(conn)
   if self.st then return end
@@ -205,7 +192,7 @@ function Call:_open(conn)
   end
   if not self.replayable then self.sent = {} end
   if self.half_closed then stream:close_send() end
-  changed(self)
+  self.rt:changed(self)
 end
 
 --- Fails a call that never got a stream (channel code: connect failure, channel closed).
@@ -228,7 +215,7 @@ function Call:_finish(st)
   self.sent = {}
   live = live - 1
   self.rt:release()
-  changed(self)
+  self.rt:changed(self)
   local hooks = self.on_done_hooks
   if hooks then
     self.on_done_hooks = nil
@@ -280,12 +267,12 @@ function Call:_event(ev)
       self.paused = true
       self.stream:pause()
     end
-    changed(self)
+    self.rt:changed(self)
   elseif t == "headers" then
     self.committed = true
     if self.replayable then self.sent, self.replayable = {}, false end
     self.headers_md = wrap_md(ev.metadata)
-    changed(self)
+    self.rt:changed(self)
   elseif t == "status" then
     if ev.refused and not self.committed and self.replayable and self.attempts < MAX_ATTEMPTS then
       -- the server never processed this stream: run it again on another connection
@@ -303,7 +290,7 @@ function Call:_event(ev)
   elseif t == "deadline" then
     self:_deadline()
   elseif t == "drain" then
-    changed(self)
+    self.rt:changed(self)
   end
 end
 
@@ -342,7 +329,7 @@ function Call:send(msg)
     return nil, st
   end
   while buffered and buffered > SEND_HIGH_WATER and not self.st do
-    wait_change(self)
+    self.rt:wait_change(self)
     if self.stream then buffered = self.stream:buffered() else break end
   end
   if self.st and self.st.code ~= status.OK then return nil, self.st end
@@ -378,7 +365,7 @@ function Call:recv()
       return msg
     end
     if self.st then return nil, self.st end
-    wait_change(self)
+    self.rt:wait_change(self)
   end
 end
 
@@ -402,7 +389,7 @@ end
 
 --- Response headers (waits for them); an empty metadata object for a trailers-only response.
 function Call:headers()
-  while not self.headers_md and not self.st do wait_change(self) end
+  while not self.headers_md and not self.st do self.rt:wait_change(self) end
   return self.headers_md or metadata.new()
 end
 
@@ -417,14 +404,14 @@ end
 --- Trailers (waits for the end of the call).
 function Call:trailers()
   unpause(self)
-  while not self.st do wait_change(self) end
+  while not self.st do self.rt:wait_change(self) end
   return self.trailers_md or metadata.new()
 end
 
 --- The final status (waits for the end of the call).
 function Call:status()
   unpause(self)
-  while not self.st do wait_change(self) end
+  while not self.st do self.rt:wait_change(self) end
   return self.st
 end
 

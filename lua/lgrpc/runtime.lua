@@ -194,6 +194,23 @@ function RT:park(p, deadline)
   return unpack(v, 1, v.n)
 end
 
+--- Blocks until rt:changed(obj) is called: the wait/notify of calls and server calls, whose
+-- waiters live in obj.waiters (an array).
+function RT:wait_change(obj)
+  local p = {}
+  local ws = obj.waiters
+  ws[#ws + 1] = p
+  self:park(p)
+end
+
+--- Wakes everything waiting on obj (see wait_change).
+function RT:changed(obj)
+  local ws = obj.waiters
+  if #ws == 0 then return end
+  obj.waiters = {}
+  for _, p in ipairs(ws) do self:unpark(p) end
+end
+
 --- Wakes what waits on p (at most once; later calls are ignored).
 function RT:unpark(p, ...)
   if p.done then return false end

@@ -212,19 +212,6 @@ function Conn:event(ev)
   end
 end
 
-local function changed(c)
-  local ws = c.waiters
-  if #ws == 0 then return end
-  c.waiters = {}
-  for _, p in ipairs(ws) do c.rt:unpark(p) end
-end
-
-local function wait_change(c)
-  local p = {}
-  c.waiters[#c.waiters + 1] = p
-  c.rt:park(p)
-end
-
 function Server:_changed()
   local ws = self.waiters
   if ws then
@@ -318,7 +305,7 @@ function SCall:_event(ev)
     self:_cancelled(status.deadline_exceeded("deadline exceeded"))
     return
   end
-  changed(self)
+  self.rt:changed(self)
 end
 
 -- the call ended without the handler's status: wake everything that waits on it
@@ -328,7 +315,7 @@ function SCall:_cancelled(st)
     self.finished = true
     self.ctx:_cancel(st)
   end
-  changed(self)
+  self.rt:changed(self)
 end
 
 -- Sends the final status (once), with pending headers and trailers. Details that cannot be
@@ -372,7 +359,7 @@ function SCall:_send(msg)
   self.nsent = self.nsent + 1
   self.sent_bytes = self.sent_bytes + #bytes
   while buffered and buffered > SEND_HIGH_WATER and not self.finished do
-    wait_change(self)
+    self.rt:wait_change(self)
     buffered = self.stream:buffered()
   end
   if self.cancel_status then return nil, self.cancel_status end
@@ -402,7 +389,7 @@ function SCall:_recv()
     end
     if self.cancel_status then return nil, self.cancel_status end
     if self.half_closed then return nil end
-    wait_change(self)
+    self.rt:wait_change(self)
   end
 end
 
@@ -447,7 +434,7 @@ function SCall:_run()
   if kind == "unary" or kind == "server_stream" then
     -- exactly one request message, then the half-close
     while not self.cancel_status and not self.half_closed and self.nrecv < 2 do
-      wait_change(self)
+      self.rt:wait_change(self)
     end
     if self.cancel_status then return self:_done() end
     if self.nrecv ~= 1 then
