@@ -149,18 +149,28 @@ static inline int skip_value(const uint8_t **pp, const uint8_t *end, int wt)
 /* Size hints (sink->reserve): how many records with this tag follow one another from p, and how
  * many distinct fields (changes of field number, at most cap) the body p[0..end) holds. Both stop
  * quietly at anything malformed: the walk itself reports it. */
-static size_t count_run(const uint8_t *p, const uint8_t *end, uint64_t tag)
+/* skip the rest of a record whose tag was just read, groups included; 0 when malformed */
+static int skip_record(const uint8_t **pp, const uint8_t *end, uint64_t tag, int max_depth)
+{
+  int wt = (int)(tag & 7);
+  if (wt == LGRPC_WT_SGROUP)
+    return (tag >> 3) != 0 && lgrpc_wire_skip(pp, end, (uint32_t)(tag >> 3), wt, max_depth) == 0;
+  return skip_value(pp, end, wt);
+}
+
+static size_t count_run(const uint8_t *p, const uint8_t *end, uint64_t tag, int max_depth)
 {
   size_t n = 0;
   while (p < end) {
     uint64_t t;
-    if (lgrpc_wire_get_varint(&p, end, &t) || t != tag || !skip_value(&p, end, (int)(tag & 7))) break;
-    n++;
+    if (lgrpc_wire_get_varint(&p, end, &t) || t != tag) break;
+    n++; /* counted even when malformed: the walk may begin it before finding out */
+    if (!skip_record(&p, end, tag, max_depth)) break;
   }
   return n;
 }
 
-static size_t count_fields(const uint8_t *p, const uint8_t *end, size_t cap)
+static size_t count_fields(const uint8_t *p, const uint8_t *end, size_t cap, int max_depth)
 {
   size_t n = 0;
   uint64_t last = 0;
@@ -168,7 +178,7 @@ static size_t count_fields(const uint8_t *p, const uint8_t *end, size_t cap)
     uint64_t t;
     if (lgrpc_wire_get_varint(&p, end, &t)) break;
     if ((t >> 3) != last) { n++; last = t >> 3; }
-    if (!skip_value(&p, end, (int)(t & 7))) break;
+    if (!skip_record(&p, end, t, max_depth)) break;
   }
   return n;
 }
@@ -219,20 +229,19 @@ static int dec_sub(dctx *c, const lgrpc_field *f, const uint8_t **pp, const uint
     }
   }
   if (depth + 1 > c->s->limits.max_depth) return wire_fail(c, LGRPC_ECODEC_DEPTH, "");
-  if (c->sink->reserve && f->op == LGRPC_OP_MESSAGE) {
-    const uint8_t *p = *pp, *s;
-    size_t n;
-    if (!lgrpc_wire_get_len(&p, end, &s, &n) &&
-        (rc = c->sink->reserve(c->sink->ud, f, sm, count_fields(s, s + n, (size_t)sm->nfields + 1))))
-      return rc;
-  }
-  if ((rc = c->sink->begin(c->sink->ud, f, sm))) return rc;
   if (f->op == LGRPC_OP_GROUP) {
+    if ((rc = c->sink->begin(c->sink->ud, f, sm))) return rc;
     if ((rc = dec_msg(c, sm, pp, end, depth + 1, f->number))) return rc;
   } else {
+    /* the length is checked before begin(), so a truncated record never opens a message */
     const uint8_t *s;
     size_t n;
     if ((rc = lgrpc_wire_get_len(pp, end, &s, &n))) return wire_fail(c, rc, "length-delimited field");
+    if (c->sink->reserve && f->op == LGRPC_OP_MESSAGE &&
+        (rc = c->sink->reserve(c->sink->ud, f, sm,
+                               count_fields(s, s + n, (size_t)sm->nfields + 1, c->s->limits.max_depth))))
+      return rc;
+    if ((rc = c->sink->begin(c->sink->ud, f, sm))) return rc;
     if ((rc = dec_msg(c, sm, &s, s + n, depth + 1, 0))) return rc;
   }
   c->npath = depth + 1;
@@ -311,7 +320,8 @@ static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uin
       if (wt == f->wt) {
         if ((f->flags & LGRPC_F_REPEATED) && f != run && c->sink->reserve) {
           run = f;
-          if ((rc = c->sink->reserve(c->sink->ud, f, NULL, count_run(rec, end, tag)))) return rc;
+          size_t k = count_run(rec, end, tag, c->s->limits.max_depth);
+          if ((rc = c->sink->reserve(c->sink->ud, f, NULL, k))) return rc;
         }
         rc = dec_field(c, f, &p, end, depth);
         if (rc == LGRPC_ENTRY_TO_UNKNOWN) {

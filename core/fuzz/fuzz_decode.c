@@ -90,12 +90,53 @@ static void build(void)
   if (lgrpc_schema_finish(S, err, sizeof err)) { fprintf(stderr, "schema: %s\n", err); abort(); }
 }
 
-/* ---- checking sink */
-typedef struct csink { const uint8_t *lo, *hi; int depth; uint64_t sum; } csink;
+/* ---- checking sink: pointers stay inside the input, nesting balances, and the decoder's size
+ * hints (reserve) are upper bounds: a run of elements never outgrows its hint, a message body
+ * never holds more distinct fields than announced */
+#define MAXD 104
+typedef struct level {
+  const lgrpc_msgdef *msg;      /* the message being filled at this depth */
+  size_t budget, distinct;      /* announced distinct fields (SIZE_MAX: none) and seen so far */
+  const lgrpc_field *run;       /* a field announced by an element hint, and what is left of it */
+  size_t run_left;
+  uint8_t seen[256];            /* field indexes seen (messages of the fuzz schema are small) */
+} level;
+typedef struct csink {
+  const uint8_t *lo, *hi; int depth; uint64_t sum;
+  int pending; size_t next_budget;   /* a body hint for the next begin() */
+  level lv[MAXD];
+} csink;
+
+static void csink_init(csink *c, const uint8_t *lo, const uint8_t *hi, uint32_t root)
+{
+  memset(c, 0, sizeof *c);
+  c->lo = lo; c->hi = hi;
+  c->lv[0].msg = &S->msgs[root];
+  c->lv[0].budget = SIZE_MAX;
+}
+
+/* one element (value, or begin of a message) of field f at the current depth */
+static void element(csink *c, const lgrpc_field *f)
+{
+  level *l = &c->lv[c->depth];
+  if (l->run == f) {
+    if (l->run_left == 0) abort();
+    l->run_left--;
+  } else {
+    l->run = NULL;
+  }
+  size_t idx = (size_t)(f - l->msg->fields);
+  if (idx >= l->msg->nfields) abort();
+  if (idx < sizeof l->seen && !l->seen[idx]) {
+    l->seen[idx] = 1;
+    if (++l->distinct > l->budget) abort();
+  }
+}
 
 static int c_value(void *ud, const lgrpc_field *f, const lgrpc_value *v)
 {
   csink *c = ud;
+  element(c, f);
   if (f->type == LGRPC_TYPE_STRING || f->type == LGRPC_TYPE_BYTES) {
     if (v->n && ((const uint8_t *)v->s < c->lo || (const uint8_t *)v->s + v->n > c->hi)) abort();
     c->sum += v->n;
@@ -107,7 +148,13 @@ static int c_value(void *ud, const lgrpc_field *f, const lgrpc_value *v)
 static int c_begin(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m)
 {
   csink *c = ud;
-  if (++c->depth > 101 || m != &S->msgs[f->sub]) abort();
+  element(c, f);
+  if (c->depth + 1 >= MAXD || c->depth + 1 > 101 || m != &S->msgs[f->sub]) abort();
+  level *l = &c->lv[++c->depth];
+  memset(l, 0, sizeof *l);
+  l->msg = m;
+  l->budget = c->pending ? c->next_budget : SIZE_MAX;
+  c->pending = 0;
   return 0;
 }
 static int c_end(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m)
@@ -120,7 +167,20 @@ static int c_unknown(void *ud, const uint8_t *p, size_t n)
 {
   csink *c = ud;
   if (n == 0) abort();
+  c->lv[c->depth].run = NULL;
   c->sum += p[0];
+  return 0;
+}
+static int c_reserve(void *ud, const lgrpc_field *f, const lgrpc_msgdef *m, size_t n)
+{
+  csink *c = ud;
+  if (m) {
+    c->pending = 1;
+    c->next_budget = n;
+  } else {
+    c->lv[c->depth].run = f;
+    c->lv[c->depth].run_left = n;
+  }
   return 0;
 }
 
@@ -184,7 +244,7 @@ static int f_unknown(void *ud, const uint8_t **p, size_t *n)
   return 0;
 }
 
-static const lgrpc_codec_sink SINK = { NULL, c_value, c_begin, c_end, c_unknown };
+static const lgrpc_codec_sink SINK = { NULL, c_value, c_begin, c_end, c_unknown, c_reserve };
 static const lgrpc_codec_source SRC = { NULL, f_field, f_item, f_leave, f_unknown };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -192,7 +252,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (!S) build();
   lgrpc_codec_err err;
   for (uint32_t m = 0; m < NMSGS; m++) {
-    csink c = { data, data ? data + size : NULL, 0, 0 };
+    static csink c;
+    csink_init(&c, data, data ? data + size : NULL, m);
     lgrpc_codec_sink sink = SINK;
     sink.ud = &c;
     int rc = lgrpc_codec_decode(S, m, data, size, &sink, &err);
@@ -207,7 +268,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   lgrpc_wbuf_init(&out, 1u << 20);
   int rc = lgrpc_codec_encode(S, M_ALL, &src, &out, (int)(size & 1), &err);
   if (rc == 0) {
-    csink c = { out.data, out.data ? out.data + out.len : NULL, 0, 0 };
+    static csink c;
+    csink_init(&c, out.data, out.data ? out.data + out.len : NULL, M_ALL);
     lgrpc_codec_sink sink = SINK;
     sink.ud = &c;
     int drc = lgrpc_codec_decode(S, M_ALL, out.data, out.len, &sink, &err);

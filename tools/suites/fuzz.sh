@@ -27,6 +27,10 @@ for h in $harnesses; do
   printf '\010\226\001' >"$dir/corpus/seed-varint"
   printf '\022\003abc\035\001\000\000\000' >"$dir/corpus/seed-len-fixed"
   printf '\123\010\001\124' >"$dir/corpus/seed-group"
+  # inputs that once broke the decoder's size-hint contract (fuzz_decode checks hints are bounds):
+  # a truncated map record that opened a message, and repeated groups counted as one
+  printf '\352\003\210\001\000o' >"$dir/corpus/seed-hint-truncated"
+  printf 'AAAAAAAAGAAAAP//AAD/ABgAAAAAAAAAAADbv9s=' | base64 -d >"$dir/corpus/seed-hint-groups"
   printf '{"a":[1,2.5,"x",true,null]}' >"$dir/corpus/seed-json"
   if ! env -u LD_PRELOAD clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
       -std=c11 -D_GNU_SOURCE -Icore "$h" $srcs -o "$dir/run" -lnghttp2 -lssl -lcrypto -lz -lm \
