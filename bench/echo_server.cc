@@ -1,10 +1,15 @@
 // bench/echo_server.cc: the grpc++ reference server for the rpc section: lgrpc.bench.Echo on the
 // async completion-queue API, every call driven from one thread (grpc++ keeps its own internal
 // threads besides). Generated code comes from protoc + grpc_cpp_plugin (bench/run.sh).
-//   echo_server ADDRESS      listens on ADDRESS (127.0.0.1:0 picks a port), prints "PORT n", runs
-//                            until killed
+//   echo_server ADDRESS [--tls_cert FILE --tls_key FILE]
+//                            listens on ADDRESS (127.0.0.1:0 picks a port), prints "PORT n", runs
+//                            until killed; with both TLS flags it serves TLS (grpc::
+//                            SslServerCredentials with that PEM certificate and key)
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -180,15 +185,44 @@ class BidiCall : public Call {
 
 }  // namespace
 
+// read_file PATH OUT: the whole file into OUT; false when it cannot be read.
+static bool read_file(const char *path, std::string *out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream text;
+  text << in.rdbuf();
+  *out = text.str();
+  return !out->empty();
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: echo_server ADDRESS\n");
+  const char *cert_file = nullptr, *key_file = nullptr;
+  bool usage = argc < 2;
+  for (int i = 2; i < argc && !usage; i += 2) {
+    if (i + 1 >= argc) usage = true;
+    else if (strcmp(argv[i], "--tls_cert") == 0) cert_file = argv[i + 1];
+    else if (strcmp(argv[i], "--tls_key") == 0) key_file = argv[i + 1];
+    else usage = true;
+  }
+  if (usage || (cert_file == nullptr) != (key_file == nullptr)) {
+    fprintf(stderr, "usage: echo_server ADDRESS [--tls_cert FILE --tls_key FILE]\n");
     return 2;
+  }
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (cert_file) {
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    if (!read_file(cert_file, &pair.cert_chain) || !read_file(key_file, &pair.private_key)) {
+      fprintf(stderr, "echo_server: cannot read %s or %s\n", cert_file, key_file);
+      return 1;
+    }
+    grpc::SslServerCredentialsOptions options;
+    options.pem_key_cert_pairs.push_back(pair);
+    creds = grpc::SslServerCredentials(options);
   }
   Echo::AsyncService service;
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(argv[1], grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(argv[1], creds, &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

@@ -138,6 +138,20 @@ for _, impl in ipairs{ "lua5.4", "luajit" } do
 end
 goal("lua5.4 descriptor.proto compile faster than C++", times(c54, ccpp), both(c54, ccpp) and c54 < ccpp)
 goal("luajit descriptor.proto compile faster than C++", times(cjt, ccpp), both(cjt, ccpp) and cjt < ccpp)
+-- TLS cost: plaintext calls/s / TLS calls/s (h2load small unary, same server, same load), per
+-- implementation; 1.00 would be free TLS.
+local function tls_cost(impl)
+  local plain, tls = get("rpc.h2load-small.calls/s." .. impl), get("rpc.h2load-tls-small.calls/s." .. impl)
+  if not plain or not tls or tls == 0 then return nil end
+  return plain / tls
+end
+local cpp_cost = tls_cost("cpp")
+for _, impl in ipairs{ "lua5.4", "luajit" } do
+  local c = tls_cost(impl)
+  goal(impl .. " TLS cost no larger than C++'s (plain/TLS calls/s)",
+    (c and cpp_cost) and string.format("%.2fx vs %.2fx", c, cpp_cost) or "-",
+    both(c, cpp_cost) and c <= cpp_cost)
+end
 print("== goals ==")
 print_table(goals)
 print()
@@ -201,6 +215,33 @@ if #rpc_rows > 0 then
       end
     end
     rows[#rows + 1] = cells
+  end
+  print_table(rows)
+  print()
+end
+
+-- TLS beside plaintext, per server implementation.
+local tls_impls = {}
+for _, impl in ipairs{ "cpp", "go", "lua5.4", "luajit" } do
+  if get("rpc.h2load-tls-small.calls/s." .. impl) or missing["rpc.h2load-tls-small.calls/s." .. impl]
+    or get("rpc.connect-tls.conns/s." .. impl) then
+    tls_impls[#tls_impls + 1] = impl
+  end
+end
+if #tls_impls > 0 then
+  print("== rpc TLS: h2load small unary (-c 16 -m 32) plaintext and TLS 1.3, cost = plain / TLS;")
+  print("   conns/s: new connections each carrying one unary call (-c 64 -n 64 -m 1, repeated),")
+  print("   over TLS each a full handshake; ratio = lgrpc / C++ ==")
+  rows = { { "server", "plain calls/s", "TLS calls/s", "TLS cost", "plain conns/s", "TLS conns/s",
+    "handshake cost", "TLS calls/s /cpp", "TLS conns/s /cpp" } }
+  local function cost(a, b) if not a or not b or b == 0 then return "-" end return string.format("%.2fx", a / b) end
+  for _, impl in ipairs(tls_impls) do
+    local pc, tc = get("rpc.h2load-small.calls/s." .. impl), get("rpc.h2load-tls-small.calls/s." .. impl)
+    local pn, tn = get("rpc.connect-plain.conns/s." .. impl), get("rpc.connect-tls.conns/s." .. impl)
+    local cpp = impl == "cpp"
+    rows[#rows + 1] = { impl, fmt(pc), fmt(tc), cost(pc, tc), fmt(pn), fmt(tn), cost(pn, tn),
+      cpp and "1.00" or ratio(tc, get("rpc.h2load-tls-small.calls/s.cpp")),
+      cpp and "1.00" or ratio(tn, get("rpc.connect-tls.conns/s.cpp")) }
   end
   print_table(rows)
   print()

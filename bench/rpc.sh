@@ -3,6 +3,10 @@
 # offline, and lgrpc's server under lua5.4 and LuaJIT once the call layer exists. Each server is
 # pinned to core $BENCH_CPU, every load generator to core $LOAD_CPU; all on 127.0.0.1.
 # Client rows: the C++ client, and lgrpc's client under lua5.4 and LuaJIT, against the C++ server.
+# TLS rows: each server again with a throwaway P-256 certificate (made here into bench/out, never
+# committed): h2load small unary over TLS 1.3 (ALPN h2), and connections per second where every
+# connection does a full handshake and exactly one unary call (tls_connect_row), with the same
+# measurement in plaintext beside it.
 RPC_SECS=${BENCH_RPC_SECS:-3}
 GRPC_CFLAGS=$(pkg-config --cflags grpc++ protobuf)
 GRPC_LIBS=$(pkg-config --libs grpc++ protobuf)
@@ -21,7 +25,13 @@ trap rpc_cleanup EXIT INT TERM
 # unavailable_rows IMPL REASON: every rpc row of a server that cannot run.
 unavailable_rows() {
   for row in h2load-small.calls/s h2load-large.calls/s unary-small.calls/s unary-large.calls/s \
-    latency-small.p50-us bidi-pipelined-small.msgs/s bidi-pingpong-small.msgs/s server-stream-small.msgs/s; do
+    latency-small.p50-us bidi-pipelined-small.msgs/s bidi-pingpong-small.msgs/s server-stream-small.msgs/s \
+    connect-plain.conns/s; do
+    echo "UNAVAILABLE rpc.$row.$1 $2" >>"$results"
+  done
+}
+unavailable_tls_rows() {
+  for row in h2load-tls-small.calls/s connect-tls.conns/s; do
     echo "UNAVAILABLE rpc.$row.$1 $2" >>"$results"
   done
 }
@@ -51,18 +61,24 @@ stop_server() {
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# h2load_row IMPL SIZE: h2load -c 16 -m 32 for RPC_SECS against the current server, after one
-# checked request with nghttp (grpc-status 0, the echoed body the size that was sent).
+# h2load_row IMPL SIZE [tls]: h2load -c 16 -m 32 for RPC_SECS against the current server, after one
+# checked request with nghttp (grpc-status 0, the echoed body the size that was sent). With tls the
+# URL is https (h2load and nghttp negotiate h2 by ALPN; neither verifies the certificate) and the
+# rows are h2load-tls-SIZE.
 h2load_row() {
   impl=$1; size=$2; frame=$out/$size.grpc
-  url=http://127.0.0.1:$server_port/lgrpc.bench.Echo/Unary
-  key=rpc.h2load-$size.calls/s.$impl
+  if [ "${3:-}" = tls ]; then
+    url=https://127.0.0.1:$server_port/lgrpc.bench.Echo/Unary; test=h2load-tls-$size
+  else
+    url=http://127.0.0.1:$server_port/lgrpc.bench.Echo/Unary; test=h2load-$size
+  fi
+  key=rpc.$test.calls/s.$impl
   hdrs="-H content-type:application/grpc -H te:trailers"
   # shellcheck disable=SC2086
   timeout 10 nghttp $hdrs -d "$frame" "$url" >"$out/nghttp.body" 2>>"$log"
   # shellcheck disable=SC2086
   timeout 10 nghttp -v $hdrs -d "$frame" "$url" >"$out/nghttp.v" 2>>"$log"
-  if ! grep -q 'grpc-status: 0' "$out/nghttp.v"; then
+  if ! grep -aq 'grpc-status: 0' "$out/nghttp.v"; then
     echo "UNAVAILABLE $key nghttp check: no grpc-status: 0 in the trailers" >>"$results"; return
   fi
   if [ "$(wc -c <"$out/nghttp.body")" != "$(wc -c <"$frame")" ]; then
@@ -82,8 +98,54 @@ h2load_row() {
   fi
   echo "RESULT $key $rps" >>"$results"
   hz=$(getconf CLK_TCK)
-  awk -v a="$t0" -v b="$t1" -v n="$succeeded" -v hz="$hz" -v k="rpc.h2load-$size.server-cpu-us/call.$impl" \
+  awk -v a="$t0" -v b="$t1" -v n="$succeeded" -v hz="$hz" -v k="rpc.$test.server-cpu-us/call.$impl" \
     'BEGIN { if (n > 0) printf "RESULT %s %.2f\n", k, (b - a) / hz * 1e6 / n }' >>"$results"
+}
+
+# connect_row IMPL plain|tls: connections per second when each connection carries exactly one
+# small unary call: h2load -c 64 -n 64 -m 1 (64 connections opened together, one request each,
+# then closed), run again and again for RPC_SECS; the figure is all connections that succeeded
+# divided by the sum of h2load's own "finished in" times (process start-up is outside them). Over
+# TLS every connection is a full TLS 1.3 handshake: h2load keeps no session cache, so nothing is
+# resumed. The first call on a fresh connection is included: that is what a new client pays.
+connect_row() {
+  impl=$1; frame=$out/small.grpc
+  if [ "$2" = tls ]; then url=https://127.0.0.1:$server_port/lgrpc.bench.Echo/Unary
+  else url=http://127.0.0.1:$server_port/lgrpc.bench.Echo/Unary; fi
+  key=rpc.connect-$2.conns/s.$impl
+  hdrs="-H content-type:application/grpc -H te:trailers"
+  total=0; secs=0; runs=0; bad=""
+  end=$(( $(date +%s) + RPC_SECS ))
+  while [ "$(date +%s)" -lt "$end" ] || [ $runs -eq 0 ]; do
+    # shellcheck disable=SC2086
+    timeout -k 5 30 taskset -c "$LOAD_CPU" h2load -c 64 -n 64 -m 1 -t 1 $hdrs -d "$frame" "$url" \
+      >"$out/h2load.txt" 2>>"$log"
+    t=$(sed -n 's/^finished in \([0-9.]*\)\(m*s\), .*/\1 \2/p' "$out/h2load.txt")
+    ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded, \([0-9]*\) failed.*/\1 \2/p' "$out/h2load.txt")
+    if [ -z "$t" ] || [ "$ok" != "64 0" ]; then
+      bad="h2load: $(grep -E '^(requests|status codes):' "$out/h2load.txt" | tr '\n' ' ')"; break
+    fi
+    secs=$(echo "$t" | awk -v s="$secs" '{ print s + ($2 == "ms" ? $1 / 1000 : $1) }')
+    total=$((total + 64)); runs=$((runs + 1))
+  done
+  if [ -n "$bad" ]; then echo "UNAVAILABLE $key ${bad:-no h2load output}" >>"$results"; return; fi
+  awk -v n="$total" -v s="$secs" -v k="$key" 'BEGIN { if (s > 0) printf "RESULT %s %.1f\n", k, n / s }' >>"$results"
+}
+
+# tls_rows IMPL CMD...: start the server with TLS (CMD already carries the certificate), measure
+# h2load small unary and connections/s over TLS, stop.
+tls_rows() {
+  tls_impl=$1; shift # start_server sets impl (the server's output file name: IMPL-tls)
+  say "rpc: $tls_impl server over TLS"
+  if [ ! -s "$out/tls.cert.pem" ]; then unavailable_tls_rows "$tls_impl" "no test certificate (see $log)"; return; fi
+  if ! start_server "$tls_impl-tls" "$@"; then
+    reason=$(head -n 1 "$out/server.$tls_impl-tls.txt" | cut -c1-200)
+    unavailable_tls_rows "$tls_impl" "${reason:-the TLS server did not start (see $log)}"
+    stop_server; return
+  fi
+  h2load_row "$tls_impl" small tls
+  connect_row "$tls_impl" tls
+  stop_server
 }
 
 # client_rows IMPL: the C++ client's measurements against the current server (column IMPL).
@@ -115,6 +177,7 @@ server_rows() {
   fi
   h2load_row "$impl" small
   h2load_row "$impl" large
+  connect_row "$impl" plain
   client_rows "$impl"
   stop_server
 }
@@ -128,7 +191,6 @@ fi
 build $out/echo_server "bench/echo_server.cc $gen/bench.grpc.pb.cc $gen/bench.pb.cc" \
   g++ -O2 -std=c++17 -I"$gen" -Ibench $GRPC_CFLAGS -o $out/echo_server bench/echo_server.cc \
   "$gen/bench.pb.cc" "$gen/bench.grpc.pb.cc" $GRPC_LIBS &&
-# shellcheck disable=SC2086
 build $out/echo_client "bench/echo_client.cc $gen/bench.grpc.pb.cc $gen/bench.pb.cc" \
   g++ -O2 -std=c++17 -I"$gen" -Ibench $GRPC_CFLAGS -o $out/echo_client bench/echo_client.cc \
   "$gen/bench.pb.cc" "$gen/bench.grpc.pb.cc" $GRPC_LIBS
@@ -140,11 +202,22 @@ for size in small large; do
     "$out/$size.bin" "$out/$size.grpc"
 done
 
+# A throwaway certificate for the TLS rows: self-signed P-256, valid one day, for localhost and
+# 127.0.0.1; made on every run into bench/out (ignored by git).
+rm -f "$out/tls.cert.pem" "$out/tls.key.pem"
+timeout 30 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$out/tls.key.pem" -out "$out/tls.cert.pem" \
+  >>"$log" 2>&1 || say "openssl could not make the test certificate"
+tls_args="--tls_cert $out/tls.cert.pem --tls_key $out/tls.key.pem"
+
 if [ "$rpc_built" -ne 0 ]; then
   unavailable_rows cpp "the grpc++ reference did not build (see $log)"
+  unavailable_tls_rows cpp "the grpc++ reference did not build (see $log)"
   failures=$((failures + 1))
 else
   server_rows cpp "$out/echo_server" 127.0.0.1:0
+  # shellcheck disable=SC2086
+  tls_rows cpp "$out/echo_server" 127.0.0.1:0 $tls_args
   # Lua clients against the C++ server.
   if start_server cpp-for-lua "$out/echo_server" 127.0.0.1:0; then
     lgrpc_rows=1
@@ -174,6 +247,7 @@ fi
 lgrpc_rows=1
 for b in lua5.4 luajit; do
   server_rows "$b" env $(lua_env $b) $b bench/rpc_server.lua 127.0.0.1:0
+  tls_rows "$b" env $(lua_env $b) $b bench/rpc_server.lua 127.0.0.1:0 "$out/tls.cert.pem" "$out/tls.key.pem"
 done
 lgrpc_rows=0
 rpc_cleanup

@@ -1,12 +1,14 @@
 -- bench/rpc_server.lua: lgrpc's Echo server for the rpc section, run under lua5.4 and LuaJIT.
---   rpc_server.lua ADDRESS    listens (127.0.0.1:0 picks a port), prints "PORT n", serves until
---                             killed. When the call layer is missing it prints one line
+--   rpc_server.lua ADDRESS [CERT_FILE KEY_FILE]
+--                             listens (127.0.0.1:0 picks a port), prints "PORT n", serves until
+--                             killed; with a PEM certificate and key it serves TLS. When the call layer is missing it prints one line
 --                             "not available: <reason>" and exits 1; bench/rpc.sh shows that line
 --                             in the server's rows.
 -- The handlers mirror bench/echo_server.cc: Unary echoes, ClientStream answers the last message,
 -- ServerStream sends `count` copies, Bidi echoes each message.
 package.path = (arg[0]:match("^(.-)[^/]*$") or "") .. "?.lua;" .. package.path
 local address = arg[1] or "127.0.0.1:0"
+local cert_file, key_file = arg[2], arg[3]
 
 local function unavailable(reason)
   io.write("not available: ", (tostring(reason):gsub("%s+", " ")), "\n")
@@ -25,7 +27,8 @@ if not pool then unavailable("bench.proto: " .. tostring(err)) end
 
 local server
 ok, err = pcall(function()
-  server = lgrpc.server{ pool = pool }
+  server = lgrpc.server{ pool = pool,
+    tls = cert_file and { cert_file = cert_file, key_file = key_file } or nil }
   server:add("lgrpc.bench.Echo", {
     Unary = function(request) return request end,
     ClientStream = function(stream)
