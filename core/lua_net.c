@@ -758,6 +758,17 @@ static void loop_table(lua_State *L, int lidx, const char *which)
   lua_remove(L, -2);
 }
 
+/* Keeps the handle on top of the stack alive in the loop's table `which`, keyed by its C object
+ * (the loop finds the handle from the object when it has events for it). */
+static void loop_keep(lua_State *L, int lidx, const char *which, void *obj)
+{
+  loop_table(L, lidx, which);
+  lua_pushlightuserdata(L, obj);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
 static lloop *check_loop(lua_State *L, int i)
 {
   lloop *ll = checkud(L, i, MT_LOOP);
@@ -829,11 +840,7 @@ static int lo_listen(lua_State *L)
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, 1);
   setuv(L, -2);
-  loop_table(L, 1, "listeners");
-  lua_pushlightuserdata(L, l);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  loop_keep(L, 1, "listeners", l);
   return 1;
 }
 
@@ -886,11 +893,7 @@ static int lo_connect(lua_State *L)
   }
   lsession *ls = new_session_ud(L, lgrpc_conn_session(c), c, 1);
   lgrpc_conn_adopt(c, ls);
-  loop_table(L, 1, "conns");
-  lua_pushlightuserdata(L, c);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  loop_keep(L, 1, "conns", c);
   return 1;
 }
 
@@ -909,11 +912,7 @@ static int lo_timer(lua_State *L)
   lua_rawseti(L, -2, 1);
   setuv(L, -2);
   /* armed timers are kept alive by the loop */
-  loop_table(L, 1, "timers");
-  lua_pushlightuserdata(L, t);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  loop_keep(L, 1, "timers", t);
   return 1;
 }
 
