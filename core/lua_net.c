@@ -29,6 +29,7 @@
 typedef struct lsession {
   lgrpc_h2_session *s;  /* NULL once freed */
   lgrpc_conn *conn;     /* loop-owned sessions: the connection owning s */
+  int coalesce;         /* deliver request + first message + half-close as one event */
 } lsession;
 
 typedef struct lstream {
@@ -428,7 +429,8 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
 {
   static const char *names[] = {NULL, "request", "headers", "message", "half_close", "cancel",
                                 "status", "deadline", "drain", "goaway", "closed"};
-  lua_createtable(L, 0, 6);
+  /* a request carries up to ~12 fields once coalesced: sized once, never rehashed */
+  lua_createtable(L, 0, ev->type == LGRPC_EV_REQUEST ? 12 : 6);
   lua_pushstring(L, names[ev->type]);
   lua_setfield(L, -2, "type");
   if (ev->stream) {
@@ -447,8 +449,16 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
       setint(L, "timeout", ev->timeout);
       setint(L, "deadline", ev->deadline);
     }
-    push_metadata(L, ev->fields);
-    lua_setfield(L, -2, "metadata");
+    {
+      /* a coalescing session (the server's) gets no table when there is no metadata at all */
+      const lgrpc_h2_field *f = ev->fields;
+      if (((lsession *)lua_touserdata(L, sidx))->coalesce)
+        while (f && f->kind != LGRPC_HF_MD) f = f->next;
+      if (f || !ev->fields) {
+        push_metadata(L, ev->fields);
+        lua_setfield(L, -2, "metadata");
+      }
+    }
     break;
   case LGRPC_EV_HEADERS:
     set_field_str(L, ev->fields, LGRPC_HF_ENCODING, "encoding");
@@ -494,6 +504,27 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
   return 1;
 }
 
+/* A request whose first message (uncompressed) and half-close came in the same batch: the
+ * message goes into the request event as `data` and the half-close as `half_close = true`, so
+ * a unary call costs the call layer one event instead of three. Returns the next event left. */
+static lgrpc_h2_event *coalesce_request(lua_State *L, lsession *ls, lgrpc_h2_event *req,
+                                        lgrpc_h2_event *next)
+{
+  if (!next || next->type != LGRPC_EV_MESSAGE || next->stream != req->stream || next->compressed)
+    return next;
+  lgrpc_h2_event *after = next->next;
+  setstr(L, "data", next->data ? next->data : "", next->len);
+  lgrpc_h2_event_free(ls->s, next);
+  if (after && after->type == LGRPC_EV_HALF_CLOSE && after->stream == req->stream) {
+    lgrpc_h2_event *rest = after->next;
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "half_close");
+    lgrpc_h2_event_free(ls->s, after);
+    return rest;
+  }
+  return after;
+}
+
 /* Appends the session's events to the array at `arr`; n is its length so far. Sets *closed. */
 static int drain_events(lua_State *L, int sidx, int arr, int n, int with_session, int *closed)
 {
@@ -510,6 +541,7 @@ static int drain_events(lua_State *L, int sidx, int arr, int n, int with_session
         lua_pushvalue(L, sidx);
         lua_setfield(L, -2, "session");
       }
+      if (ls->coalesce && ev->type == LGRPC_EV_REQUEST) next = coalesce_request(L, ls, ev, next);
       lua_rawseti(L, arr, ++n);
     }
     lgrpc_h2_event_free(ls->s, ev);
@@ -525,6 +557,7 @@ static lsession *new_session_ud(lua_State *L, lgrpc_h2_session *s, lgrpc_conn *c
   lsession *ls = lua_newuserdata(L, sizeof *ls);
   ls->s = s;
   ls->conn = conn;
+  ls->coalesce = 0;
   luaL_getmetatable(L, MT_SESSION);
   lua_setmetatable(L, -2);
   lua_createtable(L, 2, 0);
@@ -581,6 +614,15 @@ static int se_send_pending(lua_State *L)
   lgrpc_bytes_free(&out);
   if (rc == LGRPC_ENET_NOMEM) return luaL_error(L, "out of memory");
   return 1;
+}
+
+/* session:coalesce(on): request events carry the first message and the half-close when they
+ * arrived together (see coalesce_request); the server turns this on for its connections. */
+static int se_coalesce(lua_State *L)
+{
+  lsession *ls = checkud(L, 1, MT_SESSION);
+  ls->coalesce = lua_toboolean(L, 2);
+  return 0;
 }
 
 static int se_events(lua_State *L)
@@ -931,9 +973,14 @@ static int lo_poll(lua_State *L)
     lua_Number t = luaL_checknumber(L, 2);
     timeout = t < 0 ? 0 : (int64_t)t;
   }
-  lua_settop(L, 1);
+  /* poll(ms, into): the events go into the caller's table `into` (entries past the new ones are
+   * cleared), so a driver polling in a loop reuses one array instead of growing a new one */
+  int into = lua_istable(L, 3);
+  lua_Integer old = into ? (lua_Integer)lua_objlen(L, 3) : 0;
+  if (into) lua_replace(L, 2);
+  lua_settop(L, into ? 2 : 1);
   if (lgrpc_loop_poll(ll->lp, timeout) != 0) return fail(L, "ESYS: poll failed");
-  lua_newtable(L);                /* 2: result */
+  if (!into) lua_newtable(L);     /* 2: result */
   loop_table(L, 1, "conns");      /* 3 */
   loop_table(L, 1, "listeners");  /* 4 */
   loop_table(L, 1, "timers");     /* 5 */
@@ -999,6 +1046,10 @@ static int lo_poll(lua_State *L)
     }
     lua_pop(L, 1);
     c = next;
+  }
+  for (lua_Integer i = old; i > n; i--) {
+    lua_pushnil(L);
+    lua_rawseti(L, 2, (int)i);
   }
   lua_settop(L, 2);
   return 1;
@@ -1158,7 +1209,7 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, l
 int lgrpc_lua_open_net(lua_State *L)
 {
   static const luaL_Reg session_m[] = {
-    {"recv", se_recv}, {"send_pending", se_send_pending}, {"events", se_events},
+    {"recv", se_recv}, {"send_pending", se_send_pending}, {"events", se_events}, {"coalesce", se_coalesce},
     {"tick", se_tick}, {"next_deadline", se_next_deadline}, {"want_write", se_want_write},
     {"alive", se_alive}, {"request", se_request}, {"shutdown", se_shutdown},
     {"close", se_close}, {"abort", se_abort}, {"stats", se_stats}, {"role", se_role}, {"peer", se_peer}, {"tls", se_tls},
