@@ -261,9 +261,7 @@ static int push_stream(lua_State *L, int sidx, lgrpc_h2_stream *st)
   h->st = st;
   luaL_getmetatable(L, MT_STREAM);
   lua_setmetatable(L, -2);
-  lua_createtable(L, 1, 0);
-  lua_pushvalue(L, sidx);
-  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, -3); /* the session's own uservalue table, whose [3] is the session: keeps it alive */
   setuv(L, -2);
   lgrpc_h2_stream_attach(st);
   lua_pushlightuserdata(L, st);
@@ -560,7 +558,7 @@ static lsession *new_session_ud(lua_State *L, lgrpc_h2_session *s, lgrpc_conn *c
   ls->coalesce = 0;
   luaL_getmetatable(L, MT_SESSION);
   lua_setmetatable(L, -2);
-  lua_createtable(L, 2, 0);
+  lua_createtable(L, 3, 0);
   lua_newtable(L); /* weak: stream struct -> handle */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
@@ -571,6 +569,8 @@ static lsession *new_session_ud(lua_State *L, lgrpc_h2_session *s, lgrpc_conn *c
     lua_pushvalue(L, loopidx);
     lua_rawseti(L, -2, 2);
   }
+  lua_pushvalue(L, -2); /* [3]: the session, for its streams, which share this table */
+  lua_rawseti(L, -2, 3);
   setuv(L, -2);
   return ls;
 }

@@ -277,9 +277,23 @@ function Server:_start(conn, ev)
   self.calls[c] = true
   self.ncalls = self.ncalls + 1
   live_calls = live_calls + 1
-  -- the call runs at once in a pooled coroutine; only if it has to wait (a streaming request,
-  -- a handler that sleeps or calls out) does it become a task the runtime resumes later
-  c.task = rt:run_now(SCall._run, c)
+  -- The call runs in a pooled coroutine, at once when it can run to the end: a unary or
+  -- server-streaming call waits (without a task) until its request message and half-close are
+  -- in, or it ends. Only a call that has to wait while running (a streaming request, a handler
+  -- that sleeps or calls out) becomes a task the runtime resumes later.
+  if (m.kind == "unary" or m.kind == "server_stream") and not c.half_closed and c.nrecv < 2 then
+    c.deferred = true
+  else
+    c.task = rt:run_now(SCall._run, c)
+  end
+end
+
+-- starts a deferred call once its request is complete or the call has ended
+local function start_deferred(c)
+  if c.half_closed or c.nrecv >= 2 or c.finished or c.cancel_status then
+    c.deferred = nil
+    c.task = c.server.rt:run_now(SCall._run, c)
+  end
 end
 
 -- the call's wait/notify (rt:wait_change / rt:changed over c.waiters, made on first wait)
@@ -307,8 +321,10 @@ function SCall:_event(ev)
       self.paused = true
       self.stream:pause()
     end
+    if self.deferred then return start_deferred(self) end
   elseif t == "half_close" then
     self.half_closed = true
+    if self.deferred then return start_deferred(self) end
   elseif t == "cancel" then
     self.finished = true
     local code = status.code_number(ev.status) or status.CANCELLED
@@ -338,6 +354,7 @@ function SCall:_cancelled(st)
     self.finished = true
     self.ctx:_cancel(st)
   end
+  if self.deferred then return start_deferred(self) end
   changed(self)
 end
 
