@@ -437,22 +437,28 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
   }
   switch (ev->type) {
   case LGRPC_EV_REQUEST:
-    set_field_str(L, ev->fields, LGRPC_HF_PATH, "path");
-    set_field_str(L, ev->fields, LGRPC_HF_AUTHORITY, "authority");
-    set_field_str(L, ev->fields, LGRPC_HF_ENCODING, "encoding");
-    set_field_str(L, ev->fields, LGRPC_HF_ACCEPT_ENCODING, "accept_encoding");
-    set_field_str(L, ev->fields, LGRPC_HF_CONTENT_TYPE, "content_type");
-    set_field_str(L, ev->fields, LGRPC_HF_USER_AGENT, "user_agent");
-    if (ev->timeout >= 0) {
-      setint(L, "timeout", ev->timeout);
-      setint(L, "deadline", ev->deadline);
-    }
     {
+      /* one walk over the fields: the first of each well-known kind, and whether any is metadata */
+      const lgrpc_h2_field *first[LGRPC_HF_RESERVED + 1] = {0};
+      int has_md = 0;
+      for (const lgrpc_h2_field *f = ev->fields; f; f = f->next) {
+        if (f->kind == LGRPC_HF_MD) has_md = 1;
+        else if (f->kind > 0 && f->kind <= LGRPC_HF_RESERVED && !first[f->kind]) first[f->kind] = f;
+      }
+      static const struct { int kind; const char *key; } keys[] = {
+        {LGRPC_HF_PATH, "path"}, {LGRPC_HF_AUTHORITY, "authority"}, {LGRPC_HF_ENCODING, "encoding"},
+        {LGRPC_HF_ACCEPT_ENCODING, "accept_encoding"}, {LGRPC_HF_CONTENT_TYPE, "content_type"},
+        {LGRPC_HF_USER_AGENT, "user_agent"}};
+      for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const lgrpc_h2_field *x = first[keys[i].kind];
+        if (x) setstr(L, keys[i].key, x->value, x->valuelen);
+      }
+      if (ev->timeout >= 0) {
+        setint(L, "timeout", ev->timeout);
+        setint(L, "deadline", ev->deadline);
+      }
       /* a coalescing session (the server's) gets no table when there is no metadata at all */
-      const lgrpc_h2_field *f = ev->fields;
-      if (((lsession *)lua_touserdata(L, sidx))->coalesce)
-        while (f && f->kind != LGRPC_HF_MD) f = f->next;
-      if (f || !ev->fields) {
+      if (has_md || !((lsession *)lua_touserdata(L, sidx))->coalesce) {
         push_metadata(L, ev->fields);
         lua_setfield(L, -2, "metadata");
       }
@@ -523,13 +529,24 @@ static lgrpc_h2_event *coalesce_request(lua_State *L, lsession *ls, lgrpc_h2_eve
   return after;
 }
 
+static int push_events(lua_State *L, int sidx, int arr, int n, int with_session, int *closed,
+                       lgrpc_h2_event *ev);
+
 /* Appends the session's events to the array at `arr`; n is its length so far. Sets *closed. */
 static int drain_events(lua_State *L, int sidx, int arr, int n, int with_session, int *closed)
 {
   lsession *ls = lua_touserdata(L, sidx);
   *closed = 0;
   if (!ls->s) return n;
-  lgrpc_h2_event *ev = lgrpc_h2_take_events(ls->s);
+  return push_events(L, sidx, arr, n, with_session, closed, lgrpc_h2_take_events(ls->s));
+}
+
+/* drain_events over events already taken from the session */
+static int push_events(lua_State *L, int sidx, int arr, int n, int with_session, int *closed,
+                       lgrpc_h2_event *ev)
+{
+  lsession *ls = lua_touserdata(L, sidx);
+  *closed = 0;
   while (ev) {
     lgrpc_h2_event *next = ev->next;
     if (ev->type == LGRPC_EV_CLOSED) *closed = 1;
@@ -1032,11 +1049,19 @@ static int lo_poll(lua_State *L)
   lgrpc_conn *c = lgrpc_loop_first_conn(ll->lp);
   while (c) {
     lgrpc_conn *next = lgrpc_conn_next(c);
+    /* only connections with events cost anything here (1000 idle ones: a pointer walk) */
+    lgrpc_h2_session *cs = lgrpc_conn_session(c);
+    lgrpc_h2_event *evs = cs ? lgrpc_h2_take_events(cs) : NULL;
+    if (!evs) { c = next; continue; }
     lua_pushlightuserdata(L, c);
     lua_rawget(L, 3);
-    if (!lua_isnil(L, -1)) {
+    lsession *cls = lua_isnil(L, -1) ? NULL : lua_touserdata(L, -1);
+    if (!cls || cls->s != cs) {
+      /* no Lua session for it (cannot happen while the conn is linked): drop the events */
+      while (evs) { lgrpc_h2_event *nx = evs->next; lgrpc_h2_event_free(cs, evs); evs = nx; }
+    } else {
       int sidx = lua_gettop(L), closed;
-      n = drain_events(L, sidx, 2, n, 1, &closed);
+      n = push_events(L, sidx, 2, n, 1, &closed, evs);
       if (closed) {
         lgrpc_conn_unlink(c);
         lua_pushlightuserdata(L, c);
