@@ -508,25 +508,64 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
   return 1;
 }
 
-/* A request whose first message (uncompressed) and half-close came in the same batch: the
- * message goes into the request event as `data` and the half-close as `half_close = true`, so
- * a unary call costs the call layer one event instead of three. Returns the next event left. */
-static lgrpc_h2_event *coalesce_request(lua_State *L, lsession *ls, lgrpc_h2_event *req,
-                                        lgrpc_h2_event *next)
+/* Coalescing (session:coalesce): a request whose first message (uncompressed) and half-close
+ * are in the same batch gets them inside its event (`data`, `half_close = true`), so a unary call
+ * costs the call layer one event instead of three. Clients such as nghttp2 send the HEADERS of
+ * many streams before their DATA, so the parts of one call are rarely adjacent: a first pass
+ * pairs each request with the next events of its own stream (a small open-addressing table
+ * keyed by stream); the second pass pushes the request with them and skips them where they
+ * stood. Each stream's own events keep their order. */
+#define COALESCE_SLOTS 512          /* table size; at most half of it filled */
+typedef struct coalesced {
+  lgrpc_h2_stream *stream;
+  lgrpc_h2_event *req, *msg, *half;
+  int open;                         /* still taking this stream's events into the request */
+  int delivered;                    /* the request went out with msg (and half) inside */
+} coalesced;
+
+static coalesced *coalesce_slot(coalesced *t, lgrpc_h2_stream *st, int insert)
 {
-  if (!next || next->type != LGRPC_EV_MESSAGE || next->stream != req->stream || next->compressed)
-    return next;
-  lgrpc_h2_event *after = next->next;
-  setstr(L, "data", next->data ? next->data : "", next->len);
-  lgrpc_h2_event_free(ls->s, next);
-  if (after && after->type == LGRPC_EV_HALF_CLOSE && after->stream == req->stream) {
-    lgrpc_h2_event *rest = after->next;
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "half_close");
-    lgrpc_h2_event_free(ls->s, after);
-    return rest;
+  size_t h = ((uintptr_t)st >> 4) * 0x9E3779B97F4A7C15ull >> 55; /* 9 bits: 512 slots */
+  for (size_t i = 0; i < COALESCE_SLOTS; i++) {
+    coalesced *c = &t[(h + i) & (COALESCE_SLOTS - 1)];
+    if (c->stream == st) return c;
+    if (!c->stream) {
+      if (!insert) return NULL;
+      c->stream = st;
+      return c;
+    }
   }
-  return after;
+  return NULL;
+}
+
+/* Pass 1: pairs requests with their first message and half-close. Returns 1 if any. */
+static int coalesce_pairs(coalesced *t, lgrpc_h2_event *ev)
+{
+  int used = 0, any = 0;
+  for (; ev; ev = ev->next) {
+    if (!ev->stream) continue;
+    if (ev->type == LGRPC_EV_REQUEST) {
+      if (used >= COALESCE_SLOTS / 2) continue;
+      coalesced *c = coalesce_slot(t, ev->stream, 1);
+      if (!c || c->req) continue;    /* a second request on one stream cannot happen; ignore */
+      c->req = ev;
+      c->open = 1;
+      used++;
+      continue;
+    }
+    coalesced *c = coalesce_slot(t, ev->stream, 0);
+    if (!c || !c->open) continue;
+    if (ev->type == LGRPC_EV_MESSAGE && !c->msg && !ev->compressed) {
+      c->msg = ev;
+      any = 1;
+    } else if (ev->type == LGRPC_EV_HALF_CLOSE && c->msg) {
+      c->half = ev;
+      c->open = 0;
+    } else {
+      c->open = 0;                   /* anything else ends the pairing; it keeps its place */
+    }
+  }
+  return any;
 }
 
 static int push_events(lua_State *L, int sidx, int arr, int n, int with_session, int *closed,
@@ -547,17 +586,35 @@ static int push_events(lua_State *L, int sidx, int arr, int n, int with_session,
 {
   lsession *ls = lua_touserdata(L, sidx);
   *closed = 0;
+  coalesced table[COALESCE_SLOTS];
+  int pairs = 0;
+  if (ls->coalesce && ev && ev->next) {
+    memset(table, 0, sizeof table);
+    pairs = coalesce_pairs(table, ev);
+  }
   while (ev) {
     lgrpc_h2_event *next = ev->next;
     if (ev->type == LGRPC_EV_CLOSED) *closed = 1;
-    luaL_checkstack(L, 24, "building transport events");
-    if (push_event(L, sidx, ev)) {
-      if (with_session) {
-        lua_pushvalue(L, sidx);
-        lua_setfield(L, -2, "session");
+    coalesced *c = pairs && ev->stream ? coalesce_slot(table, ev->stream, 0) : NULL;
+    if (c && c->delivered && (ev == c->msg || ev == c->half)) {
+      /* already delivered inside its request */
+    } else {
+      luaL_checkstack(L, 24, "building transport events");
+      if (push_event(L, sidx, ev)) {
+        if (with_session) {
+          lua_pushvalue(L, sidx);
+          lua_setfield(L, -2, "session");
+        }
+        if (c && ev == c->req && c->msg) {
+          c->delivered = 1;
+          setstr(L, "data", c->msg->data ? c->msg->data : "", c->msg->len);
+          if (c->half) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "half_close");
+          }
+        }
+        lua_rawseti(L, arr, ++n);
       }
-      if (ls->coalesce && ev->type == LGRPC_EV_REQUEST) next = coalesce_request(L, ls, ev, next);
-      lua_rawseti(L, arr, ++n);
     }
     lgrpc_h2_event_free(ls->s, ev);
     ev = next;
