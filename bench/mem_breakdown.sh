@@ -5,8 +5,8 @@
 # after make, make LUA=luajit and one bench run (bench/out/memload, bench/out/small.grpc). Starts
 # bench/mem_census.lua (rpc_server.lua plus a census task) on a fresh port, warms it up as
 # bench/rpc.sh does (memload idle 16, memload inflight 20), takes a census, runs memload MODE N
-# (default 1000), takes a census 0.5 s after its READY (and VmRSS at that moment), releases it,
-# and prints, per connection (idle) or per call (inflight): VmRSS, the Lua heap found and after
+# (default 1000), takes a census 0.5 s after its READY (and Rss from smaps_rollup at that moment), releases it,
+# and prints, per connection (idle) or per call (inflight): RSS, the Lua heap found and after
 # full collections (collectgarbage "count"), and the live Lua objects by type and label with
 # estimated bytes (see bench/mem_census.lua), largest first.
 set -u
@@ -17,22 +17,24 @@ mode=${2:?usage: mem_breakdown.sh lua5.4|luajit idle|inflight [N]}
 n=${3:-1000}
 out=bench/out
 dir=$out/census.$lua.$mode
-[ -x $out/memload ] && [ -s $out/small.grpc ] || { echo "mem_breakdown: run the rpc bench once first" >&2; exit 1; }
+if [ ! -x $out/memload ] || [ ! -s $out/small.grpc ]; then echo "mem_breakdown: run the rpc bench once first" >&2; exit 1; fi
 # shellcheck disable=SC3045 # ulimit -n: dash and bash have it
 [ "$(ulimit -n)" -ge $((n + 64)) ] || ulimit -S -n $((n + 64)) || exit 1
 rm -rf "$dir"; mkdir -p "$dir"
-LGRPC_BUILD=$lua
+LGRPC_BUILD=$lua; export LGRPC_BUILD
+# shellcheck disable=SC1091
 . tools/env.sh
 $lua bench/mem_census.lua 127.0.0.1:0 "$dir" >"$dir/server.out" 2>"$dir/server.err" &
 spid=$!
 trap 'kill $spid 2>/dev/null' EXIT INT TERM
 i=0
 until grep -q '^PORT' "$dir/server.out"; do
-  i=$((i + 1)); [ $i -lt 100 ] && kill -0 $spid 2>/dev/null || { cat "$dir/server.out" "$dir/server.err" >&2; exit 1; }
+  i=$((i + 1))
+  if [ $i -ge 100 ] || ! kill -0 $spid 2>/dev/null; then cat "$dir/server.out" "$dir/server.err" >&2; exit 1; fi
   sleep 0.1
 done
 port=$(sed -n 's/^PORT //p' "$dir/server.out")
-rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB$/\1/p' /proc/$spid/status; }
+rss() { sed -n 's/^Rss:[[:space:]]*\([0-9]*\) kB$/\1/p' /proc/$spid/smaps_rollup; }
 take() { # take N: asks for census N, waits for it
   : >"$dir/census.req"
   until [ -f "$dir/census.$1" ]; do kill -0 $spid 2>/dev/null || exit 1; sleep 0.05; done
@@ -65,7 +67,7 @@ local a, ca = read("census.1")
 local b, cb = read("census.2")
 local rss0 = tonumber(io.open(dir .. "/rss.before"):read("l"))
 local rss1 = tonumber(io.open(dir .. "/rss.after"):read("l"))
-print(string.format("VmRSS            %8.0f B/%s", (rss1 - rss0) * 1024 / n, unit))
+print(string.format("RSS              %8.0f B/%s", (rss1 - rss0) * 1024 / n, unit))
 print(string.format("Lua heap found   %8.0f B/%s  (collectgarbage count: live objects and garbage)",
   (b["count-before-gc"] - a["count-before-gc"]) * 1024 / n, unit))
 print(string.format("Lua heap live    %8.0f B/%s  (after two full collections)", (b.count - a.count) * 1024 / n, unit))

@@ -154,7 +154,8 @@ tls_rows() {
 # started by start_server with the server's command line, so nothing one round freed and the
 # allocator kept is reused by the next: warm-up (memload idle 16: sixteen connections with one
 # small call each; memload inflight 20: one connection holding 20 calls, then half-closed), RSS
-# (VmRSS) read 0.5 s later, then the measured memload round; RSS again 0.5 s after its READY.
+# (Rss of /proc/PID/smaps_rollup) read 0.5 s later, then the measured memload round; RSS again
+# 0.5 s after its READY.
 #   mem-idle-conn bytes/conn      (RSS at READY - RSS before) / MEM_N, MEM_N connections
 #   mem-inflight-call bytes/call  (RSS at READY - RSS before - C x the idle row) / MEM_N, where C
 #                                 connections carry the MEM_N calls (min(100, the server's
@@ -165,7 +166,12 @@ tls_rows() {
 # BENCH_RPC_ROWS=mem runs these rows alone (no h2load, no client rows, no TLS rows).
 MEM_N=${BENCH_MEM_N:-1000}
 RPC_ROWS=${BENCH_RPC_ROWS:-all}
-mem_rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status" 2>/dev/null; }
+# mem_rss PID: resident kB from /proc/PID/smaps_rollup (summed from the page tables; VmRSS in
+# /proc/PID/status comes from per-CPU counters that may lag), VmRSS where there is no smaps_rollup.
+mem_rss() {
+  if [ -r "/proc/$1/smaps_rollup" ]; then sed -n 's/^Rss:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/smaps_rollup"
+  else sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"; fi 2>/dev/null
+}
 
 # mem_load MODE N [measure]: one memload round against the current server; with measure, sets
 # mem_after (kB, 0.5 s after READY) and mem_ready (memload's READY line). Returns 1 with mem_why.
@@ -203,7 +209,7 @@ mem_round() {
   mem_before=$(mem_rss "$server_pid")
   mem_load "$mmode" "$MEM_N" measure || { stop_server; return 1; }
   stop_server
-  if [ -z "$mem_before" ] || [ -z "$mem_after" ]; then mem_why="no VmRSS in /proc/PID/status"; return 1; fi
+  if [ -z "$mem_before" ] || [ -z "$mem_after" ]; then mem_why="no RSS in /proc/$server_pid"; return 1; fi
 }
 
 # mem_rows IMPL CMD...: both memory rows for one server command (impl is IMPL again afterwards:
@@ -232,7 +238,7 @@ mem_rows_of() {
   if mem_round "$mem_impl" idle "$@"; then
     idle=$(( (mem_after - mem_before) * 1024 / MEM_N ))
     echo "RESULT rpc.mem-idle-conn.bytes/conn.$mem_impl $idle" >>"$results"
-    info "mem $mem_impl idle: VmRSS $mem_before kB before, $mem_after kB at READY; $mem_ready"
+    info "mem $mem_impl idle: RSS $mem_before kB before, $mem_after kB at READY; $mem_ready"
   else
     echo "UNAVAILABLE rpc.mem-idle-conn.bytes/conn.$mem_impl $mem_why" >>"$results"
   fi
@@ -242,7 +248,7 @@ mem_rows_of() {
     conns=$(echo "$mem_ready" | sed -n 's/.* conns=\([0-9]*\) .*/\1/p')
     early=$(echo "$mem_ready" | sed -n 's/.* early=\([0-9]*\).*/\1/p')
     per_call=$(( ((mem_after - mem_before) * 1024 - conns * idle) / MEM_N ))
-    info "mem $mem_impl inflight: VmRSS $mem_before kB before, $mem_after kB at READY, minus $conns x $idle B of idle connections; $mem_ready"
+    info "mem $mem_impl inflight: RSS $mem_before kB before, $mem_after kB at READY, minus $conns x $idle B of idle connections; $mem_ready"
     if [ "$early" = 0 ]; then
       echo "RESULT rpc.mem-inflight-call.bytes/call.$mem_impl $per_call" >>"$results"
     else
