@@ -24,6 +24,7 @@ rm -rf "$dir"; mkdir -p "$dir"
 LGRPC_BUILD=$lua; export LGRPC_BUILD
 # shellcheck disable=SC1091
 . tools/env.sh
+: >"$dir/server.out"
 $lua bench/mem_census.lua 127.0.0.1:0 "$dir" >"$dir/server.out" 2>"$dir/server.err" &
 spid=$!
 trap 'kill $spid 2>/dev/null' EXIT INT TERM
@@ -40,6 +41,7 @@ take() { # take N: asks for census N, waits for it
   until [ -f "$dir/census.$1" ]; do kill -0 $spid 2>/dev/null || exit 1; sleep 0.05; done
 }
 load() { # load MODE N [measure]
+  : >"$dir/memload.txt" # emptied here: the redirection below happens in the child, maybe late
   $out/memload "$1" "127.0.0.1:$port" $out/small.grpc "$2" >"$dir/memload.txt" 2>&1 &
   m=$!
   until grep -q '^READY' "$dir/memload.txt"; do kill -0 $m 2>/dev/null || { cat "$dir/memload.txt" >&2; exit 1; }; sleep 0.1; done

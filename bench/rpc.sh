@@ -163,7 +163,8 @@ tls_rows() {
 #                                 available when the server answered any call before its
 #                                 half-close (grpc++ runs a unary handler as soon as the message
 #                                 is in): those calls were not in flight
-# BENCH_RPC_ROWS=mem runs these rows alone (no h2load, no client rows, no TLS rows).
+# BENCH_RPC_ROWS=mem runs these rows alone (no h2load, no client rows, no TLS rows); BENCH_REPEAT
+# repeats them (the report takes medians); BENCH_MEM_N changes N.
 MEM_N=${BENCH_MEM_N:-1000}
 RPC_ROWS=${BENCH_RPC_ROWS:-all}
 # mem_rss PID: resident kB from /proc/PID/smaps_rollup (summed from the page tables; VmRSS in
@@ -281,7 +282,7 @@ client_rows() {
 server_rows() {
   impl=$1; shift
   say "rpc: $impl server (server on core $BENCH_CPU, load on core $LOAD_CPU)"
-  mem_rows "$impl" "$@"
+  repeat mem_rows "$impl" "$@"
   [ "$RPC_ROWS" = mem ] && return
   if ! start_server "$impl" "$@"; then
     reason=$(head -n 1 "$out/server.$impl.txt" | cut -c1-200)
