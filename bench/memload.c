@@ -2,15 +2,16 @@
  * HTTP/2 connections, or many unary calls in flight, open against an Echo server while
  * bench/rpc.sh reads the server's RSS. One thread, epoll, nghttp2 client sessions fed through
  * mem_recv / mem_send; plaintext (h2c with prior knowledge).
- *   memload idle ADDR FRAME_FILE N      N connections; on each: the preface and SETTINGS
- *                                       exchange (both ACKed), one complete unary call
- *                                       (grpc-status 0, the echo of FRAME_FILE), one PING
- *                                       answered; then all are held open and idle
- *   memload inflight ADDR FRAME_FILE N  N unary calls in flight: connections set up as above,
- *                                       then on each up to min(100, the server's
- *                                       MAX_CONCURRENT_STREAMS) streams carrying the request
- *                                       HEADERS and the whole FRAME_FILE but no END_STREAM, then
- *                                       one PING answered
+ *   memload idle ADDR FRAME_FILE N [SETUP_CALLS]
+ *       N connections; on each: the preface and SETTINGS exchange (both ACKed), one complete
+ *       unary call (grpc-status 0, the echo of FRAME_FILE), one PING answered; then all are held
+ *       open and idle
+ *   memload inflight ADDR FRAME_FILE N [SETUP_CALLS]
+ *       N unary calls in flight: connections set up as above, then on each up to min(100, the
+ *       server's MAX_CONCURRENT_STREAMS) streams carrying the request HEADERS and the whole
+ *       FRAME_FILE but no END_STREAM, then one PING answered
+ * With SETUP_CALLS (default 1) every connection makes that many complete unary calls, one after
+ * another, before it is held (what a connection that has served calls keeps).
  * ADDR is HOST:PORT (an IPv4 address), FRAME_FILE one gRPC frame (flag, length, message) posted
  * to /lgrpc.bench.Echo/Unary. Once the server has answered the PING on every connection (so it
  * has read everything sent), prints "READY conns=C calls=K early=E" and waits for SIGUSR1 (at
@@ -40,7 +41,7 @@
 
 #define SETUP_AT_ONCE 64
 #define STREAMS_PER_CONN 100
-#define PHASE_TIMEOUT_MS 60000
+#define PHASE_TIMEOUT_MS 120000
 #define HOLD_TIMEOUT_MS 300000
 
 enum { MODE_IDLE, MODE_INFLIGHT };
@@ -67,6 +68,7 @@ struct conn {
   int index, fd, state;
   nghttp2_session *ng;
   int settings_acked, ping_sent, ping_acked;
+  int setup_calls_done;  /* complete setup calls before the one in calls[0] */
   int streams_wanted;
   call *calls;          /* the setup call is calls[0], then streams_wanted in-flight calls */
   uint8_t *out;         /* bytes from mem_send not yet written */
@@ -74,7 +76,7 @@ struct conn {
   int want_out;
 };
 
-static int mode, total_calls, nconns, nconns_known;
+static int mode, total_calls, nconns, nconns_known, setup_calls = 1;
 static conn *conns;
 static int launched, in_setup, ready;
 static struct sockaddr_in peer;
@@ -229,9 +231,19 @@ static void setup_done(conn *c)
  * the bodies because nghttp2 sends control frames ahead of DATA. */
 static void check_progress(conn *c)
 {
-  if (c->state == C_SETUP && c->settings_acked && c->calls[0].closed) {
+  if (c->state == C_SETUP && c->calls[0].closed) {
     char why[200];
     if (!call_ok(&c->calls[0])) fail("conn %d: setup call failed: %s", c->index, call_problem(&c->calls[0], why, sizeof why));
+    if (c->setup_calls_done + 1 < setup_calls) { /* the next one, on a new stream */
+      c->setup_calls_done++;
+      memset(&c->calls[0], 0, sizeof c->calls[0]);
+      submit_call(c, &c->calls[0], 1);
+      c->calls[0].setup = 1;
+      flush(c);
+      return;
+    }
+  }
+  if (c->state == C_SETUP && c->settings_acked && c->calls[0].closed) {
     setup_done(c);
     flush(c);
   }
@@ -422,8 +434,8 @@ static void read_frame(const char *path)
 
 int main(int argc, char **argv)
 {
-  if (argc != 5 || (strcmp(argv[1], "idle") != 0 && strcmp(argv[1], "inflight") != 0)) {
-    fprintf(stderr, "usage: memload idle|inflight HOST:PORT FRAME_FILE N\n");
+  if (argc < 5 || argc > 6 || (strcmp(argv[1], "idle") != 0 && strcmp(argv[1], "inflight") != 0)) {
+    fprintf(stderr, "usage: memload idle|inflight HOST:PORT FRAME_FILE N [SETUP_CALLS]\n");
     return 2;
   }
   mode = strcmp(argv[1], "idle") == 0 ? MODE_IDLE : MODE_INFLIGHT;
@@ -439,6 +451,7 @@ int main(int argc, char **argv)
   read_frame(argv[3]);
   total_calls = atoi(argv[4]);
   if (total_calls < 1) fail("N must be at least 1");
+  if (argc == 6 && (setup_calls = atoi(argv[5])) < 1) fail("SETUP_CALLS must be at least 1");
 
   /* idle: N connections; inflight: decided once the first connection has the server's SETTINGS */
   nconns = mode == MODE_IDLE ? total_calls : 1;

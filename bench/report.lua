@@ -142,7 +142,8 @@ goal("luajit descriptor.proto compile faster than C++", times(cjt, ccpp), both(c
 -- bench/memload.c), with the C++ server's figure beside for scale.
 local function kib(v) return v and string.format("%.1f KiB", v / 1024) or "n/a" end
 for _, m in ipairs{ { "mem-idle-conn.bytes/conn", "idle connection < 32 KiB", 32 * 1024 },
-  { "mem-inflight-call.bytes/call", "in-flight unary call < 4 KiB", 4 * 1024 } } do
+  { "mem-inflight-call.bytes/call", "in-flight unary call < 4 KiB", 4 * 1024 },
+  { "mem-used-conn.bytes/conn", "idle connection after 1000 calls < 32 KiB", 32 * 1024 } } do
   local cpp = get("rpc." .. m[1] .. ".cpp")
   for _, impl in ipairs{ "lua5.4", "luajit" } do
     local v = get("rpc." .. m[1] .. "." .. impl)

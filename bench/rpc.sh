@@ -163,9 +163,14 @@ tls_rows() {
 #                                 available when the server answered any call before its
 #                                 half-close (grpc++ runs a unary handler as soon as the message
 #                                 is in): those calls were not in flight
+#   mem-used-conn bytes/conn      as mem-idle-conn, with MEM_USED_N connections that each made
+#                                 MEM_USED_CALLS complete calls, one after another, before being
+#                                 held: what an idle connection that has served calls keeps
 # BENCH_RPC_ROWS=mem runs these rows alone (no h2load, no client rows, no TLS rows); BENCH_REPEAT
 # repeats them (the report takes medians); BENCH_MEM_N changes N.
 MEM_N=${BENCH_MEM_N:-1000}
+MEM_USED_N=100
+MEM_USED_CALLS=1000
 RPC_ROWS=${BENCH_RPC_ROWS:-all}
 # mem_rss PID: resident kB from /proc/PID/smaps_rollup (summed from the page tables; VmRSS in
 # /proc/PID/status comes from per-CPU counters that may lag), VmRSS where there is no smaps_rollup.
@@ -174,41 +179,42 @@ mem_rss() {
   else sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"; fi 2>/dev/null
 }
 
-# mem_load MODE N [measure]: one memload round against the current server; with measure, sets
-# mem_after (kB, 0.5 s after READY) and mem_ready (memload's READY line). Returns 1 with mem_why.
+# mem_load MODE N CALLS [measure]: one memload round (CALLS complete calls per connection first)
+# against the current server; with measure, sets mem_after (kB, 0.5 s after READY) and mem_ready
+# (memload's READY line). Returns 1 with mem_why.
 mem_load() {
   f=$out/memload.$1.txt
   : >"$f"
-  taskset -c "$LOAD_CPU" "$out/memload" "$1" "127.0.0.1:$server_port" "$out/small.grpc" "$2" >"$f" 2>&1 &
+  taskset -c "$LOAD_CPU" "$out/memload" "$1" "127.0.0.1:$server_port" "$out/small.grpc" "$2" "$3" >"$f" 2>&1 &
   mpid=$!
   started_pids="$started_pids $mpid"
   i=0
   until grep -q '^READY' "$f"; do
-    if ! kill -0 "$mpid" 2>/dev/null || [ $i -ge 900 ]; then
+    if ! kill -0 "$mpid" 2>/dev/null || [ $i -ge 1500 ]; then
       kill -9 "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null
       mem_why="memload $1 $2: $(grep -v '^READY' "$f" | tail -n 1 | cut -c1-200)"; return 1
     fi
     sleep 0.1; i=$((i + 1))
   done
-  if [ "${3:-}" = measure ]; then sleep 0.5; mem_after=$(mem_rss "$server_pid"); mem_ready=$(grep '^READY' "$f"); fi
+  if [ "${4:-}" = measure ]; then sleep 0.5; mem_after=$(mem_rss "$server_pid"); mem_ready=$(grep '^READY' "$f"); fi
   kill -USR1 "$mpid"
   if ! wait "$mpid"; then mem_why="memload $1 $2: $(grep -v '^READY' "$f" | tail -n 1 | cut -c1-200)"; return 1; fi
   return 0
 }
 
-# mem_round IMPL MODE CMD...: a fresh server, the warm-up, the measured round of MEM_N; sets
+# mem_round IMPL MODE N CALLS CMD...: a fresh server, the warm-up, the measured round; sets
 # mem_before and mem_after (kB) and mem_ready, or returns 1 with mem_why.
 mem_round() {
-  mimpl=$1; mmode=$2; shift 2
+  mimpl=$1; mmode=$2; mn=$3; mcalls=$4; shift 4
   mem_before=""; mem_after=""; mem_ready=""
   if ! start_server "$mimpl-mem" "$@"; then
     mem_why=$(head -n 1 "$out/server.$mimpl-mem.txt" | cut -c1-200)
     mem_why=${mem_why:-the server did not start (see $log)}; stop_server; return 1
   fi
-  if ! mem_load idle 16 || ! mem_load inflight 20; then stop_server; mem_why="warm-up: $mem_why"; return 1; fi
+  if ! mem_load idle 16 1 || ! mem_load inflight 20 1; then stop_server; mem_why="warm-up: $mem_why"; return 1; fi
   sleep 0.5
   mem_before=$(mem_rss "$server_pid")
-  mem_load "$mmode" "$MEM_N" measure || { stop_server; return 1; }
+  mem_load "$mmode" "$mn" "$mcalls" measure || { stop_server; return 1; }
   stop_server
   if [ -z "$mem_before" ] || [ -z "$mem_after" ]; then mem_why="no RSS in /proc/$server_pid"; return 1; fi
 }
@@ -229,14 +235,14 @@ mem_rows_of() {
     why="cannot raise the open-file limit to $need (ulimit -n is $(ulimit -n), hard $(ulimit -H -n))"
   fi
   if [ -n "$why" ]; then
-    for row in mem-idle-conn.bytes/conn mem-inflight-call.bytes/call; do
+    for row in mem-idle-conn.bytes/conn mem-inflight-call.bytes/call mem-used-conn.bytes/conn; do
       echo "UNAVAILABLE rpc.$row.$mem_impl $why" >>"$results"
     done
     return
   fi
-  say "rpc: $mem_impl server, memory: $MEM_N idle connections, $MEM_N calls in flight"
+  say "rpc: $mem_impl server, memory: $MEM_N idle connections, $MEM_N calls in flight, $MEM_USED_N used connections"
   idle=""
-  if mem_round "$mem_impl" idle "$@"; then
+  if mem_round "$mem_impl" idle "$MEM_N" 1 "$@"; then
     idle=$(( (mem_after - mem_before) * 1024 / MEM_N ))
     echo "RESULT rpc.mem-idle-conn.bytes/conn.$mem_impl $idle" >>"$results"
     info "mem $mem_impl idle: RSS $mem_before kB before, $mem_after kB at READY; $mem_ready"
@@ -245,7 +251,7 @@ mem_rows_of() {
   fi
   if [ -z "$idle" ]; then
     echo "UNAVAILABLE rpc.mem-inflight-call.bytes/call.$mem_impl needs the idle row (the connections' cost is subtracted)" >>"$results"
-  elif mem_round "$mem_impl" inflight "$@"; then
+  elif mem_round "$mem_impl" inflight "$MEM_N" 1 "$@"; then
     conns=$(echo "$mem_ready" | sed -n 's/.* conns=\([0-9]*\) .*/\1/p')
     early=$(echo "$mem_ready" | sed -n 's/.* early=\([0-9]*\).*/\1/p')
     per_call=$(( ((mem_after - mem_before) * 1024 - conns * idle) / MEM_N ))
@@ -257,6 +263,12 @@ mem_rows_of() {
     fi
   else
     echo "UNAVAILABLE rpc.mem-inflight-call.bytes/call.$mem_impl $mem_why" >>"$results"
+  fi
+  if mem_round "$mem_impl" idle "$MEM_USED_N" "$MEM_USED_CALLS" "$@"; then
+    echo "RESULT rpc.mem-used-conn.bytes/conn.$mem_impl $(( (mem_after - mem_before) * 1024 / MEM_USED_N ))" >>"$results"
+    info "mem $mem_impl used: RSS $mem_before kB before, $mem_after kB at READY, $MEM_USED_CALLS calls made on each connection; $mem_ready"
+  else
+    echo "UNAVAILABLE rpc.mem-used-conn.bytes/conn.$mem_impl $mem_why" >>"$results"
   fi
 }
 
