@@ -25,6 +25,13 @@
 #define LGRPC_NATIVE_INT64 0 /* numbers are doubles: exact up to 2^53 */
 #endif
 #define LGRPC_TCDATA 10 /* LuaJIT's type tag for FFI cdata */
+#if LUA_VERSION_NUM >= 503 /* raw gets return the type of the value they push */
+#define rawget_type(L, t) lua_rawget(L, t)
+#define rawgeti_type(L, t, i) lua_rawgeti(L, t, i)
+#else
+static inline int rawget_type(lua_State *L, int t) { lua_rawget(L, t); return lua_type(L, -1); }
+static inline int rawgeti_type(lua_State *L, int t, int i) { lua_rawgeti(L, t, i); return lua_type(L, -1); }
+#endif
 
 #define SCHEMA_MT "lgrpc.codec.schema"
 #define MAX_DEPTH_CAP 1000
@@ -619,21 +626,21 @@ static int fe_list(fenc *e, const lgrpc_field *f, int t, int depth)
     if (fe_tag(e, f, LGRPC_WT_LEN) || lgrpc_wbuf_reserve(e->out, 1)) return FE_GIVE_UP;
     at = e->out->len++;
   }
+  int idx = lua_gettop(L) + 1;
   for (size_t i = 1; i <= n; i++) {
-    lua_rawgeti(L, t, (lua_Integer)i);
-    int idx = lua_gettop(L);
+    int type = rawgeti_type(L, t, (lua_Integer)i);
     if (f->type == LGRPC_TYPE_MESSAGE) {
-      if (!lua_istable(L, idx) || fe_sub(e, f, idx, depth)) return FE_GIVE_UP;
-    } else if (f->type == LGRPC_TYPE_GROUP || lua_isnil(L, idx)) {
+      if (type != LUA_TTABLE || fe_sub(e, f, idx, depth)) return FE_GIVE_UP;
+    } else if (f->type == LGRPC_TYPE_GROUP || type == LUA_TNIL) {
       return FE_GIVE_UP;
     } else if (packed) {
       lgrpc_value v;
       int64_t x = 0;
       int have = 0; /* an integral number: integer varints are written straight from it */
 #if LGRPC_NATIVE_INT64
-      if (lua_isinteger(L, idx)) { x = (int64_t)lua_tointeger(L, idx); have = 1; }
+      if (type == LUA_TNUMBER) x = (int64_t)lua_tointegerx(L, idx, &have); /* floats too, as fe_integer */
 #else
-      if (lua_type(L, idx) == LUA_TNUMBER) {
+      if (type == LUA_TNUMBER) {
         double d = (double)lua_tonumber(L, idx);
         if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0) { x = (int64_t)d; have = 1; }
       }
@@ -672,8 +679,7 @@ static int fe_msg(fenc *e, const lgrpc_msgdef *m, int t, int depth)
   for (uint32_t j = 0; j < m->nfields; j++) {
     const lgrpc_field *f = &m->fields[j];
     lua_rawgeti(L, e->names, f->name);
-    lua_rawget(L, t);
-    int v = top + 1, type = lua_type(L, v);
+    int v = top + 1, type = rawget_type(L, t);
     int rc = 0;
     if (type == LUA_TNIL) {
       lua_settop(L, top);
@@ -703,8 +709,7 @@ static int fe_msg(fenc *e, const lgrpc_msgdef *m, int t, int depth)
     lua_settop(L, top);
   }
   lua_pushvalue(L, e->unk_key);
-  lua_rawget(L, t);
-  int type = lua_type(L, -1);
+  int type = rawget_type(L, t);
   if (type == LUA_TSTRING) {
     size_t n;
     const char *u = lua_tolstring(L, -1, &n);
@@ -1168,8 +1173,7 @@ static int fd_msg(lsink *c, const lgrpc_msgdef *m, const uint8_t *p, const uint8
         }
         if (hint > HINT_CAP) hint = HINT_CAP;
         lua_rawgeti(L, c->names, f->name);
-        lua_rawget(L, t);
-        if (!lua_istable(L, -1)) {
+        if (rawget_type(L, t) != LUA_TTABLE) {
           lua_pop(L, 1);
           lua_createtable(L, is_map ? 0 : hint, is_map ? hint : 0);
           lua_rawgeti(L, c->names, f->name);
@@ -1213,8 +1217,7 @@ static int fd_msg(lsink *c, const lgrpc_msgdef *m, const uint8_t *p, const uint8
       if (depth + 1 > c->s->limits.max_depth || lgrpc_wire_get_len(&p, end, &s, &n)) return FD_GIVE_UP;
       const lgrpc_msgdef *sm = &c->s->msgs[f->sub];
       lua_rawgeti(L, c->names, f->name);
-      lua_rawget(L, t);
-      if (!lua_istable(L, -1)) {
+      if (rawget_type(L, t) != LUA_TTABLE) {
         lua_pop(L, 1);
         fd_new_msg_table(c, sm, s, n);
         lua_rawgeti(L, c->names, f->name);
