@@ -1063,10 +1063,12 @@ static int sink_unknown(void *ud, const uint8_t *p, size_t n)
 static int fd_msg(lsink *c, const lgrpc_msgdef *m, const uint8_t *p, const uint8_t *end, int t,
                   int depth);
 
-/* push a new table for the body s[0..n) of message m, sized by its distinct fields */
+/* push a new table for the body s[0..n) of message m, sized by its distinct fields (for a
+ * message of at most 4 fields, by its fields: the hash part would round up to 4 anyway) */
 static void fd_new_msg_table(lsink *c, const lgrpc_msgdef *m, const uint8_t *s, size_t n)
 {
-  size_t k = lgrpc_codec_count_fields(s, s + n, (size_t)m->nfields + 1, c->s->limits.max_depth);
+  size_t k = m->nfields <= 4 ? m->nfields
+           : lgrpc_codec_count_fields(s, s + n, (size_t)m->nfields + 1, c->s->limits.max_depth);
   lua_createtable(c->L, 0, (int)k);
 }
 
@@ -1089,7 +1091,9 @@ static int fd_push_scalar(lsink *c, const lgrpc_field *f, const uint8_t **pp, co
   return 0;
 }
 
-/* one map entry (its length prefix at *pp) of map field f into the table at map */
+/* one map entry (its length prefix at *pp) of map field f into the table at map. The usual
+ * entry, a scalar key then a scalar value, is pushed as it is read; anything else (a missing,
+ * repeated or reordered part, a message value) goes through the two slots */
 static int fd_entry(lsink *c, const lgrpc_field *f, const uint8_t **pp, const uint8_t *end, int map,
                     int depth)
 {
@@ -1100,8 +1104,7 @@ static int fd_entry(lsink *c, const lgrpc_field *f, const uint8_t **pp, const ui
   if (lgrpc_wire_get_len(pp, end, &p, &n)) return FD_GIVE_UP;
   e = p + n;
   int key = lua_gettop(L) + 1, val = key + 1;
-  lua_pushnil(L);
-  lua_pushnil(L);
+  int have_key = 0, have_val = 0, in_order = 1; /* in_order: the stack holds [key [val]] as read */
   while (p < e) {
     uint64_t tag;
     if (lgrpc_wire_get_varint(&p, e, &tag)) return FD_GIVE_UP;
@@ -1109,24 +1112,34 @@ static int fd_entry(lsink *c, const lgrpc_field *f, const uint8_t **pp, const ui
     const lgrpc_field *g = num == 1 || num == 2 ? lgrpc_schema_find_field(em, (uint32_t)num) : NULL;
     if (!g || (int)(tag & 7) != g->wt || g->op == LGRPC_OP_GROUP || g->op == LGRPC_OP_MAP)
       return FD_GIVE_UP;
-    int slot = num == 1 ? key : val;
-    if (g->op == LGRPC_OP_MESSAGE) { /* the value is a message: occurrences merge */
-      const uint8_t *s;
-      size_t sn;
-      if (depth + 2 > c->s->limits.max_depth || lgrpc_wire_get_len(&p, e, &s, &sn)) return FD_GIVE_UP;
-      if (!lua_istable(L, slot)) {
-        fd_new_msg_table(c, &c->s->msgs[g->sub], s, sn);
+    int is_msg = g->op == LGRPC_OP_MESSAGE;
+    if (in_order && !is_msg && (num == 1 ? !have_key && !have_val : have_key && !have_val)) {
+      if (fd_push_scalar(c, g, &p, e)) return FD_GIVE_UP;
+    } else {
+      int slot = num == 1 ? key : val;
+      if (in_order) { lua_settop(L, val); in_order = 0; } /* the slots not read yet: nil */
+      if (is_msg) { /* the value is a message: occurrences merge */
+        const uint8_t *s;
+        size_t sn;
+        if (depth + 2 > c->s->limits.max_depth || lgrpc_wire_get_len(&p, e, &s, &sn)) return FD_GIVE_UP;
+        if (!lua_istable(L, slot)) {
+          fd_new_msg_table(c, &c->s->msgs[g->sub], s, sn);
+          lua_replace(L, slot);
+        }
+        if (fd_msg(c, &c->s->msgs[g->sub], s, s + sn, slot, depth + 2)) return FD_GIVE_UP;
+      } else {
+        if (fd_push_scalar(c, g, &p, e)) return FD_GIVE_UP;
         lua_replace(L, slot);
       }
-      if (fd_msg(c, &c->s->msgs[g->sub], s, s + sn, slot, depth + 2)) return FD_GIVE_UP;
-    } else {
-      if (fd_push_scalar(c, g, &p, e)) return FD_GIVE_UP;
-      lua_replace(L, slot);
     }
+    if (num == 1) have_key = 1; else have_val = 1;
   }
-  if (lua_isnil(L, key)) { push_default(c, em, 1); lua_replace(L, key); }
-  if (lua_isnil(L, val)) { push_default(c, em, 2); lua_replace(L, val); }
-  if (!lua_isnil(L, key)) lua_rawset(L, map);
+  if (!have_key || !have_val) {
+    lua_settop(L, val);
+    if (!have_key) { push_default(c, em, 1); lua_replace(L, key); }
+    if (!have_val) { push_default(c, em, 2); lua_replace(L, val); }
+  }
+  if (have_key || !lua_isnil(L, key)) lua_rawset(L, map);
   else lua_settop(L, key - 1);
   return 0;
 }
@@ -1188,7 +1201,19 @@ static int fd_msg(lsink *c, const lgrpc_msgdef *m, const uint8_t *p, const uint8
         const uint8_t *s, *e;
         size_t n;
         if (lgrpc_wire_get_len(&p, end, &s, &n)) return FD_GIVE_UP;
-        for (e = s + n; s < e;) {
+        e = s + n;
+        if (f->op == LGRPC_OP_INT32 || f->op == LGRPC_OP_UINT32 || f->op == LGRPC_OP_SINT32) {
+          while (s < e) { /* the usual packed run: 32-bit integers pushed as they are read */
+            uint64_t u;
+            if (lgrpc_wire_get_varint(&s, e, &u)) return FD_GIVE_UP;
+            int64_t x = f->op == LGRPC_OP_INT32 ? (int64_t)(int32_t)(uint32_t)u
+                      : f->op == LGRPC_OP_UINT32 ? (int64_t)(uint32_t)u
+                      : (int64_t)lgrpc_wire_unzigzag32((uint32_t)u);
+            push_small(L, x);
+            lua_rawseti(L, rep, ++rep_len);
+          }
+        }
+        while (s < e) {
           if (fd_push_scalar(c, f, &s, e)) return FD_GIVE_UP;
           lua_rawseti(L, rep, ++rep_len);
         }
