@@ -17,7 +17,7 @@ gopath=$(cd "$out/go" && pwd)
 gocode=/usr/share/gocode
 
 fail() { echo "$*"; exit 1; }
-command -v go >/dev/null 2>&1 || fail "no Go toolchain (Debian golang-go is not installed: sh tools/deps.sh bench)"
+command -v go >/dev/null 2>&1 || fail "no Go toolchain (Debian golang-go; sh tools/deps.sh bench)"
 command -v protoc-gen-go >/dev/null 2>&1 || fail "no protoc-gen-go (Debian protoc-gen-go-1-3 is not installed)"
 [ -d "$gocode/src/google.golang.org/grpc" ] || fail "no grpc-go sources in $gocode (Debian golang-google-grpc-dev)"
 [ -d "$gocode/src/github.com/golang/protobuf/proto" ] ||
