@@ -138,6 +138,8 @@ for _, impl in ipairs{ "lua5.4", "luajit" } do
 end
 goal("lua5.4 descriptor.proto compile faster than C++", times(c54, ccpp), both(c54, ccpp) and c54 < ccpp)
 goal("luajit descriptor.proto compile faster than C++", times(cjt, ccpp), both(cjt, ccpp) and cjt < ccpp)
+-- Issue 11's throughput goals: lgrpc's server against C++ and grpc-go, its client against C++'s.
+dofile((arg[0]:match("^(.-)[^/]*$") or "") .. "rpc_goals.lua")(get, missing, goal)
 -- TLS cost: plaintext calls/s / TLS calls/s (h2load small unary, same server, same load), per
 -- implementation; 1.00 would be free TLS.
 local function tls_cost(impl)
