@@ -195,17 +195,19 @@ for _, t in ipairs{ "double", "float", "int32", "int64", "uint32", "uint64", "si
   "fixed32", "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes" } do scalar_type[t] = true end
 M.scalar_types = scalar_type
 
--- A top-level definition's captures are turned into its node as soon as it has matched, so
--- LPeg's capture list holds one definition at a time rather than the whole file (it grows by
--- doubling, and the copies are garbage).
-local function settle(_, _, node) return true, node end
+-- A top-level statement's captures are turned into its node as soon as it has matched, and the
+-- node goes straight into the file's body, so LPeg's capture list holds one statement at a time
+-- rather than the whole file (it grows by doubling, and the copies are garbage), and no value
+-- waits on the Lua stack for the end of the match.
+local file_body, syntax_node -- of the file being parsed; set by parse()
+local function keep_statement(_, _, node) file_body[#file_body + 1] = node; return true end
+local function keep_syntax(_, _, node) syntax_node = node; return true end
 
 -- the rules, named as the language spec names them
 local G = { "proto" }
 
-G.proto = skip * Ct(
-  field(V"syntax", "syntax_stmt") ^ -1 *
-  field(Ct((V"import" + V"package" + V"option" + Cmt(V"topLevelDef", settle) + V"emptyStatement") ^ 0), "body")) *
+G.proto = skip * Cmt(V"syntax", keep_syntax) ^ -1 *
+  (Cmt(V"import" + V"package" + V"option" + V"topLevelDef", keep_statement) + V"emptyStatement") ^ 0 *
   (-P(1) + V"topLevelError")
 
 G.topLevelError = Cmt(Cp(), function(s, _, p)
@@ -415,6 +417,32 @@ G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(C
   (sym"=" + fail("Missing field number.")) * field_number *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 
+-- The usual statement of a message body starts with a label: read the label once, then the
+-- map, group or field it belongs to (once a label has matched, one of the three matches or
+-- raises, as the unlabelled rules below would after reading the label again).
+local map_tail = Ct(P"map" * skip * field(Cp(), "lt_pos") * sym"<" *
+  Cmt(Cp(), function() current_type = "map"; return true end) *
+  field(Cp(), "key_pos") * field(expect(field_type, "Expected type name."), "key_type") *
+  expect(sym",", 'Expected ",".') *
+  field(Cp(), "type_pos") * field(expect(field_type, "Expected type name."), "type") *
+  expect(sym">", 'Expected ">".') *
+  field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
+  (sym"=" + fail("Missing field number.")) * field_number *
+  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+local group_tail = #kw"group" * Ct(field(Cp(), "type_pos") * group_rest)
+-- pos, label, then the map's or group's node or the field's type_pos .. options
+local function labelled_node(pos, label, a, type_name, name_pos, name, number_pos, number, options)
+  if type_name then
+    return { tag = "field", pos = pos, label = label, type_pos = a, type = type_name, name_pos = name_pos,
+      name = name, number_pos = number_pos, number = number, options = options or nil }
+  end
+  a.tag = a.lt_pos and "map" or "group"
+  a.pos, a.label = pos, label
+  return a
+end
+G.labelledField = Cp() * V"label" * (map_tail + group_tail +
+  Cp() * expect(Cmt(field_type, note_type), "Expected type name.") * field_rest_values) / labelled_node
+
 G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident, "Expected oneof name."), "name") *
   expect(sym"{", 'Expected "{".') *
   -- at least one statement, and no empty ones (protoc parses a field before looking for "}")
@@ -444,7 +472,7 @@ G.extensions = node("extensions", kw"extensions" * field(V"ranges", "ranges") *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 
 
-G.messageElement = V"option" + V"message" + V"enum" + V"extend" + V"extensions" + V"reserved" +
+G.messageElement = V"labelledField" + V"option" + V"message" + V"enum" + V"extend" + V"extensions" + V"reserved" +
   V"oneof" + V"emptyStatement" + V"mapField" + V"group" + V"field"
 G.messageBody = Ct(V"messageElement" ^ 0) * expect(sym"}", field_expected, "message")
 
@@ -531,12 +559,15 @@ function M.parse(src, name)
   if type(src) ~= "string" then return nil, name .. ": source is not a string" end
   depth, agg_depth, syntax_seen, package_seen = 0, 0, "proto2", false
   current_type, default_context = nil, false
+  file_body, syntax_node = {}, nil
   local ok, tree = pcall(lpeg.match, proto_grammar, src)
   if ok then
     if not tree then return nil, name .. ":1:1: Parse error." end
-    tree.source, tree.name = src, name
+    tree = { syntax_stmt = syntax_node, body = file_body, source = src, name = name }
+    file_body, syntax_node = nil, nil
     return tree
   end
+  file_body, syntax_node = nil, nil
   if type(tree) == "table" and tree.lgrpc_syntax then
     if not tree.pos then return nil, string.format("%s: %s", name, tree.msg) end
     lex_token_start = nil
