@@ -9,7 +9,8 @@ local options = require "lgrpc.proto.options"
 
 local M = {}
 
--- the absent list, for `ipairs(list or EMPTY)`; never written to
+-- the absent list, for `local list = t.list or EMPTY`; never written to
+-- (lists are walked with numeric loops: in Lua 5.4 each step of ipairs is a call into C)
 local EMPTY = setmetatable({}, { __newindex = function() error("EMPTY is read-only", 2) end })
 
 local function raise(pos, msg) error({ lgrpc_compile = true, pos = pos, msg = msg }, 0) end
@@ -83,24 +84,35 @@ local function index_file(fdp)
   local function add_enum(scope, e)
     local full = join(scope, e.name)
     add(full, "enum", e)
-    for _, v in ipairs(e.value or EMPTY) do add(join(scope, v.name), "enum_value", v, e) end
+    local v_list = e.value or EMPTY
+    for ix = 1, #v_list do local v = v_list[ix] add(join(scope, v.name), "enum_value", v, e) end
   end
   local function add_message(scope, m)
     local full = join(scope, m.name)
     add(full, "message", m)
-    for _, f in ipairs(m.field or EMPTY) do add(join(full, f.name), "field", f, m) end
-    for _, o in ipairs(m.oneof_decl or EMPTY) do add(join(full, o.name), "oneof", o, m) end
-    for _, n in ipairs(m.nested_type or EMPTY) do add_message(full, n) end
-    for _, e in ipairs(m.enum_type or EMPTY) do add_enum(full, e) end
-    for _, x in ipairs(m.extension or EMPTY) do add(join(full, x.name), "extension", x, m) end
+    local f_list = m.field or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] add(join(full, f.name), "field", f, m) end
+    local o_list = m.oneof_decl or EMPTY
+    for ix = 1, #o_list do local o = o_list[ix] add(join(full, o.name), "oneof", o, m) end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] add_message(full, n) end
+    local e_list = m.enum_type or EMPTY
+    for ix = 1, #e_list do local e = e_list[ix] add_enum(full, e) end
+    local x_list = m.extension or EMPTY
+    for ix = 1, #x_list do local x = x_list[ix] add(join(full, x.name), "extension", x, m) end
   end
-  for _, m in ipairs(fdp.message_type or EMPTY) do add_message(pkg, m) end
-  for _, e in ipairs(fdp.enum_type or EMPTY) do add_enum(pkg, e) end
-  for _, x in ipairs(fdp.extension or EMPTY) do add(join(pkg, x.name), "extension", x) end
-  for _, s in ipairs(fdp.service or EMPTY) do
+  local m_list = fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] add_message(pkg, m) end
+  local e_list = fdp.enum_type or EMPTY
+  for ix = 1, #e_list do local e = e_list[ix] add_enum(pkg, e) end
+  local x_list = fdp.extension or EMPTY
+  for ix = 1, #x_list do local x = x_list[ix] add(join(pkg, x.name), "extension", x) end
+  local s_list = fdp.service or EMPTY
+  for ix = 1, #s_list do local s = s_list[ix]
     local full = join(pkg, s.name)
     add(full, "service", s)
-    for _, m in ipairs(s.method or EMPTY) do add(join(full, m.name), "method", m, s) end
+    local m_list = s.method or EMPTY
+    for ix = 1, #m_list do local m = m_list[ix] add(join(full, m.name), "method", m, s) end
   end
   index_cache[fdp] = idx
   return idx
@@ -142,7 +154,8 @@ end
 
 function Builder:options_list(desc, list, kind, relative_to)
   -- statement options are collected in source order; interpreted later
-  for _, o in ipairs(list) do
+  local o_list = list
+  for ix = 1, #o_list do local o = o_list[ix]
     if o.value.kind == "ident" and o.value.neg then
       raise(o.value.text_pos, "Invalid '-' symbol before identifier.")
     end
@@ -160,7 +173,8 @@ end
 function Builder:field_options(fd, node, list, field_scope, node_is_extension)
   local rest = {}
   local seen = {}
-  for _, o in ipairs(list or EMPTY) do
+  local o_list = list or EMPTY
+  for ix = 1, #o_list do local o = o_list[ix]
     local simple = #o.name == 1 and not o.name[1].ext and o.name[1].name
     if simple == "default" or simple == "json_name" then
       if seen[simple] then raise(o.name[1].pos, 'Already set option "' .. simple .. '".') end
@@ -260,7 +274,8 @@ end
 
 function Builder:ranges(node, list_key, is_enum, msg)
   local out = {}
-  for _, r in ipairs(node.ranges) do
+  local r_list = node.ranges
+  for ix = 1, #r_list do local r = r_list[ix]
     local from = self:number(r.from, r.from_pos)
     local to
     local is_max = r.to == "max"
@@ -285,7 +300,8 @@ function Builder:message(node, scope, name)
   local saved_scope = self.cur_scope
   self.cur_scope = full
   local max_ranges = EMPTY -- replaced by a list when a range reaches "max"
-  for _, el in ipairs(node.body) do
+  local el_list = node.body
+  for ix = 1, #el_list do local el = el_list[ix]
     local tag = el.tag
     if tag == "field" or tag == "map" or tag == "group" then
       push(msg, "field", self:field(el, msg, full, false, nil, msg))
@@ -294,7 +310,8 @@ function Builder:message(node, scope, name)
       self.nodes[oneof] = el
       local idx = push(msg, "oneof_decl", oneof) - 1
       local count = 0
-      for _, f in ipairs(el.body) do
+      local f_list = el.body
+      for ix = 1, #f_list do local f = f_list[ix]
         if f.tag == "option" then
           self:options_list(oneof, { f }, "OneofOptions", join(full, el.name))
         else
@@ -311,11 +328,13 @@ function Builder:message(node, scope, name)
     elseif tag == "enum" then
       push(msg, "enum_type", self:enum(el, full))
     elseif tag == "extend" then
-      for _, f in ipairs(el.body) do
+      local f_list = el.body
+      for ix = 1, #f_list do local f = f_list[ix]
         push(msg, "extension", self:field(f, msg, full, false, el, msg))
       end
     elseif tag == "extensions" then
-      for _, r in ipairs(self:ranges(el, "extension_range", false, msg)) do
+      local r_list = self:ranges(el, "extension_range", false, msg)
+      for ix = 1, #r_list do local r = r_list[ix]
         local er = { start = r.start, ["end"] = r["end"] }
         if r.max then
           if max_ranges == EMPTY then max_ranges = {} end
@@ -327,9 +346,11 @@ function Builder:message(node, scope, name)
       end
     elseif tag == "reserved" then
       if el.names then
-        for _, n in ipairs(el.names) do push(msg, "reserved_name", n.name); self.reserved_name_pos[msg] = self.reserved_name_pos[msg] or {}; self.reserved_name_pos[msg][n.name] = n.pos end
+        local n_list = el.names
+        for ix = 1, #n_list do local n = n_list[ix] push(msg, "reserved_name", n.name); self.reserved_name_pos[msg] = self.reserved_name_pos[msg] or {}; self.reserved_name_pos[msg][n.name] = n.pos end
       else
-        for _, r in ipairs(self:ranges(el, "reserved_range", false, msg)) do
+        local r_list = self:ranges(el, "reserved_range", false, msg)
+        for ix = 1, #r_list do local r = r_list[ix]
           local rr = { start = r.start, ["end"] = r["end"] }
           self.nodes[rr] = { pos = r.pos }
           if r.max then
@@ -345,10 +366,12 @@ function Builder:message(node, scope, name)
   end
   -- "max" in a message set's ranges reaches to INT32_MAX (protoc's parser looks for the option)
   if #max_ranges > 0 then
-    for _, el in ipairs(node.body) do
+    local el_list = node.body
+    for ix = 1, #el_list do local el = el_list[ix]
       if el.tag == "option" and #el.name == 1 and not el.name[1].ext and
         el.name[1].name == "message_set_wire_format" and el.value.kind == "ident" and el.value.text == "true" then
-        for _, r in ipairs(max_ranges) do r["end"] = 0x7fffffff end
+        local r_list = max_ranges
+        for ix = 1, #r_list do local r = r_list[ix] r["end"] = 0x7fffffff end
         break
       end
     end
@@ -356,12 +379,15 @@ function Builder:message(node, scope, name)
   -- proto3 optional: one synthetic oneof per field, after the real ones (protoc's parser)
   if msg.field then
     local names
-    for _, fd in ipairs(msg.field) do
+    local fd_list = msg.field
+    for ix = 1, #fd_list do local fd = fd_list[ix]
       if fd.proto3_optional then
         if not names then
           names = {}
-          for _, f in ipairs(msg.field) do names[f.name] = true end
-          for _, o in ipairs(msg.oneof_decl or EMPTY) do names[o.name] = true end
+          local f_list = msg.field
+          for ix = 1, #f_list do local f = f_list[ix] names[f.name] = true end
+          local o_list = msg.oneof_decl or EMPTY
+          for ix = 1, #o_list do local o = o_list[ix] names[o.name] = true end
         end
         local oname = fd.name
         if oname:sub(1, 1) ~= "_" then oname = "_" .. oname end
@@ -378,7 +404,8 @@ end
 function Builder:enum(node, scope)
   local e = { name = node.name }
   self.nodes[e] = node
-  for _, el in ipairs(node.body) do
+  local el_list = node.body
+  for ix = 1, #el_list do local el = el_list[ix]
     if el.tag == "value" then
       local v = { name = el.name, number = self:number(el.number, el.number_pos) }
       self.nodes[v] = el
@@ -386,9 +413,11 @@ function Builder:enum(node, scope)
       push(e, "value", v)
     elseif el.tag == "reserved" then
       if el.names then
-        for _, n in ipairs(el.names) do push(e, "reserved_name", n.name); self.reserved_name_pos[e] = self.reserved_name_pos[e] or {}; self.reserved_name_pos[e][n.name] = n.pos end
+        local n_list = el.names
+        for ix = 1, #n_list do local n = n_list[ix] push(e, "reserved_name", n.name); self.reserved_name_pos[e] = self.reserved_name_pos[e] or {}; self.reserved_name_pos[e][n.name] = n.pos end
       else
-        for _, r in ipairs(self:ranges(el, "reserved_range", true)) do
+        local r_list = self:ranges(el, "reserved_range", true)
+        for ix = 1, #r_list do local r = r_list[ix]
           local rr = { start = r.start, ["end"] = r["end"] }
           self.nodes[rr] = { pos = r.pos }
           push(e, "reserved_range", rr)
@@ -405,7 +434,8 @@ end
 function Builder:service(node, scope)
   local s = { name = node.name }
   self.nodes[s] = node
-  for _, el in ipairs(node.body) do
+  local el_list = node.body
+  for ix = 1, #el_list do local el = el_list[ix]
     if el.tag == "rpc" then
       local m = { name = el.name, input_type = el.input, output_type = el.output }
       self.nodes[m] = el
@@ -419,7 +449,8 @@ function Builder:service(node, scope)
       if el.server_streaming then m.server_streaming = true end
       if el.body then
         m.options = {} -- protoc gives a method with a { } block an (empty) options message
-        for _, o in ipairs(el.body) do self:options_list(m, { o }, "MethodOptions", full) end
+        local o_list = el.body
+        for ix = 1, #o_list do local o = o_list[ix] self:options_list(m, { o }, "MethodOptions", full) end
       end
       push(s, "method", m)
     elseif el.tag == "option" then
@@ -444,7 +475,8 @@ function Builder:file(tree)
   local body = tree.body
   -- the package first: every scope depends on it
   local package_seen
-  for _, el in ipairs(body) do
+  local el_list = body
+  for ix = 1, #el_list do local el = el_list[ix]
     if el.tag == "package" then
       if package_seen then raise(el.pos, "Multiple package definitions.") end
       package_seen = true
@@ -453,7 +485,8 @@ function Builder:file(tree)
   end
   local scope = fdp.package or ""
   self.cur_scope = scope
-  for _, el in ipairs(body) do
+  local el_list = body
+  for ix = 1, #el_list do local el = el_list[ix]
     local tag = el.tag
     if tag == "import" then
       if self.import_seen[el.path] then raise(el.pos, 'Import "' .. el.path .. '" was listed twice.') end
@@ -469,7 +502,8 @@ function Builder:file(tree)
     elseif tag == "service" then
       push(fdp, "service", self:service(el, scope))
     elseif tag == "extend" then
-      for _, f in ipairs(el.body) do
+      local f_list = el.body
+      for ix = 1, #f_list do local f = f_list[ix]
         push(fdp, "extension", self:field(f, fdp, scope, false, el, fdp))
       end
     elseif tag == "option" then
@@ -486,7 +520,8 @@ end
 function Builder:visible_files()
   local list, seen = { self.fdp }, { [self.name] = true }
   local function add_public(f)
-    for _, i in ipairs(f.public_dependency or EMPTY) do
+    local i_list = f.public_dependency or EMPTY
+    for ix = 1, #i_list do local i = i_list[ix]
       local dep = self.env.file(f.dependency[i + 1])
       if dep and not seen[dep.name] then
         seen[dep.name] = true
@@ -495,7 +530,8 @@ function Builder:visible_files()
       end
     end
   end
-  for _, dname in ipairs(self.fdp.dependency or EMPTY) do
+  local dname_list = self.fdp.dependency or EMPTY
+  for ix = 1, #dname_list do local dname = dname_list[ix]
     local dep = self.env.file(dname)
     if dep and not seen[dep.name] then
       seen[dep.name] = true
@@ -510,7 +546,8 @@ function Builder:find_symbol(full)
   local indexes = self.visible_indexes
   if not indexes then
     indexes = {}
-    for i, f in ipairs(self.visible) do indexes[i] = index_file(f) end
+    local f_list = self.visible
+    for i = 1, #f_list do local f = f_list[i] indexes[i] = index_file(f) end
     self.visible_indexes = indexes
   end
   local package
@@ -596,7 +633,8 @@ function Builder:not_found(u, full_tried, resolved_name)
         candidates[#candidates + 1] = scope .. "." .. u.name
       end
     end
-    for _, c in ipairs(candidates) do
+    local c_list = candidates
+    for ix = 1, #c_list do local c = c_list[ix]
       local s = self.env.symbol(c)
       if s and s.file and s.file ~= self.name and s.kind ~= "package" then
         raise(u.pos, '"' .. u.name .. '" seems to be defined in "' .. s.file .. '", which is not imported by "' ..
@@ -611,25 +649,34 @@ end
 -- fields, then its extensions; per file messages, extensions, services; extendee before type
 function Builder:crosslink_order()
   local by_desc = {}
-  for _, u in ipairs(self.unresolved) do
+  local u_list = self.unresolved
+  for ix = 1, #u_list do local u = u_list[ix]
     local list = by_desc[u.desc]
     if not list then list = {}; by_desc[u.desc] = list end
     if u.field == "extendee" then table.insert(list, 1, u) else list[#list + 1] = u end
   end
   local out = {}
   local function add(desc)
-    for _, u in ipairs(by_desc[desc] or EMPTY) do out[#out + 1] = u end
+    local u_list = by_desc[desc] or EMPTY
+    for ix = 1, #u_list do local u = u_list[ix] out[#out + 1] = u end
   end
   local function message(m)
-    for _, n in ipairs(m.nested_type or EMPTY) do message(n) end
-    for _, f in ipairs(m.field or EMPTY) do add(f) end
-    for _, x in ipairs(m.extension or EMPTY) do add(x) end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] message(n) end
+    local f_list = m.field or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] add(f) end
+    local x_list = m.extension or EMPTY
+    for ix = 1, #x_list do local x = x_list[ix] add(x) end
   end
   local fdp = self.fdp
-  for _, m in ipairs(fdp.message_type or EMPTY) do message(m) end
-  for _, x in ipairs(fdp.extension or EMPTY) do add(x) end
-  for _, sv in ipairs(fdp.service or EMPTY) do
-    for _, m in ipairs(sv.method or EMPTY) do add(m) end
+  local m_list = fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] message(m) end
+  local x_list = fdp.extension or EMPTY
+  for ix = 1, #x_list do local x = x_list[ix] add(x) end
+  local sv_list = fdp.service or EMPTY
+  for ix = 1, #sv_list do local sv = sv_list[ix]
+    local m_list = sv.method or EMPTY
+    for ix = 1, #m_list do local m = m_list[ix] add(m) end
   end
   return out
 end
@@ -647,7 +694,8 @@ function Builder:resolve()
 end
 
 function Builder:resolve_list(list)
-  for _, u in ipairs(list) do
+  local u_list = list
+  for ix = 1, #u_list do local u = u_list[ix]
     if u.direct then
       u.desc[u.field] = u.direct
     else
@@ -715,31 +763,42 @@ function Builder:check_symbols()
   end
   -- protoc's DescriptorBuilder adds a message's, enum's or service's own name after its members
   local function enum(scope, e)
-    for _, v in ipairs(e.value or EMPTY) do define(join(scope, v.name), v, "enum_value") end
+    local v_list = e.value or EMPTY
+    for ix = 1, #v_list do local v = v_list[ix] define(join(scope, v.name), v, "enum_value") end
     define(join(scope, e.name), e, "enum")
   end
   local full_names = self.full_names
   local function message(scope, m)
     local full = full_names[m] or join(scope, m.name)
     -- protoc's BuildMessage order: oneofs, fields, nested types, enums, extensions
-    for _, o in ipairs(m.oneof_decl or EMPTY) do
+    local o_list = m.oneof_decl or EMPTY
+    for ix = 1, #o_list do local o = o_list[ix]
       if self.nodes[o] then define(full .. "." .. o.name, o, "oneof")
       else seen[full .. "." .. o.name] = { kind = "oneof", desc = o, file = file } end
     end
-    for _, f in ipairs(m.field or EMPTY) do define(full_names[f] or full .. "." .. f.name, f, "field") end
-    for _, n in ipairs(m.nested_type or EMPTY) do message(full, n) end
-    for _, e in ipairs(m.enum_type or EMPTY) do enum(full, e) end
-    for _, x in ipairs(m.extension or EMPTY) do define(full_names[x] or full .. "." .. x.name, x, "extension") end
+    local f_list = m.field or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] define(full_names[f] or full .. "." .. f.name, f, "field") end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] message(full, n) end
+    local e_list = m.enum_type or EMPTY
+    for ix = 1, #e_list do local e = e_list[ix] enum(full, e) end
+    local x_list = m.extension or EMPTY
+    for ix = 1, #x_list do local x = x_list[ix] define(full_names[x] or full .. "." .. x.name, x, "extension") end
     define(full, m, "message")
   end
-  for _, m in ipairs(fdp.message_type or EMPTY) do message(pkg, m) end
-  for _, e in ipairs(fdp.enum_type or EMPTY) do enum(pkg, e) end
-  for _, s in ipairs(fdp.service or EMPTY) do
+  local m_list = fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] message(pkg, m) end
+  local e_list = fdp.enum_type or EMPTY
+  for ix = 1, #e_list do local e = e_list[ix] enum(pkg, e) end
+  local s_list = fdp.service or EMPTY
+  for ix = 1, #s_list do local s = s_list[ix]
     local full = join(pkg, s.name)
-    for _, m in ipairs(s.method or EMPTY) do define(join(full, m.name), m, "method") end
+    local m_list = s.method or EMPTY
+    for ix = 1, #m_list do local m = m_list[ix] define(join(full, m.name), m, "method") end
     define(full, s, "service")
   end
-  for _, x in ipairs(fdp.extension or EMPTY) do define(full_names[x] or join(pkg, x.name), x, "extension") end
+  local x_list = fdp.extension or EMPTY
+  for ix = 1, #x_list do local x = x_list[ix] define(full_names[x] or join(pkg, x.name), x, "extension") end
   -- every name is defined once now (packages aside): this is the file's symbol index
   index_cache[fdp] = seen
 end
@@ -795,7 +854,8 @@ function Builder:default_value(fd, v)
     if v.kind ~= "ident" or v.neg then raise(v.pos, "Default value for an enum field must be an identifier.") end
     local e = self.type_desc[fd]
     local found
-    for _, ev in ipairs(e.value or EMPTY) do if ev.name == v.text then found = true break end end
+    local ev_list = e.value or EMPTY
+    for ix = 1, #ev_list do local ev = ev_list[ix] if ev.name == v.text then found = true break end end
     if not found then
       raise(v.pos, 'Enum type "' .. fd.type_name:sub(2) .. '" has no value named "' .. v.text .. '".')
     end
@@ -811,12 +871,17 @@ function Builder:fields_pass()
     if v then b:default_value(fd, v) end
   end
   local function message(m)
-    for _, f in ipairs(m.field or EMPTY) do field(f, m) end
-    for _, f in ipairs(m.extension or EMPTY) do field(f, m) end
-    for _, n in ipairs(m.nested_type or EMPTY) do message(n) end
+    local f_list = m.field or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] field(f, m) end
+    local f_list = m.extension or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] field(f, m) end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] message(n) end
   end
-  for _, m in ipairs(self.fdp.message_type or EMPTY) do message(m) end
-  for _, f in ipairs(self.fdp.extension or EMPTY) do field(f) end
+  local m_list = self.fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] message(m) end
+  local f_list = self.fdp.extension or EMPTY
+  for ix = 1, #f_list do local f = f_list[ix] field(f) end
 end
 
 -- the validation protoc's DescriptorBuilder makes after cross-linking
@@ -855,7 +920,8 @@ function Builder:validate()
   local function message(m, scope)
     local full = join(scope, m.name)
     local by_number = {}
-    for _, fd in ipairs(m.field or EMPTY) do
+    local fd_list = m.field or EMPTY
+    for ix = 1, #fd_list do local fd = fd_list[ix]
       check_number(fd)
       local prev = by_number[fd.number]
       if prev then
@@ -866,7 +932,8 @@ function Builder:validate()
       field_common(fd, m, full)
     end
     -- map entries: key types
-    for _, n in ipairs(m.nested_type or EMPTY) do
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix]
       if n.options and n.options.map_entry and n.field then
         local key = n.field[1]
         if key.type == "TYPE_FLOAT" or key.type == "TYPE_DOUBLE" or key.type == "TYPE_BYTES" or
@@ -880,7 +947,8 @@ function Builder:validate()
       end
     end
     -- reserved
-    for i, rr in ipairs(m.reserved_range or EMPTY) do
+    local rr_list = m.reserved_range or EMPTY
+    for i = 1, #rr_list do local rr = rr_list[i]
       for j = 1, i - 1 do
         local o = m.reserved_range[j]
         if rr.start < o["end"] and o.start < rr["end"] then
@@ -889,12 +957,14 @@ function Builder:validate()
         end
       end
     end
-    for _, er in ipairs(m.extension_range or EMPTY) do
+    local er_list = m.extension_range or EMPTY
+    for ix = 1, #er_list do local er = er_list[ix]
       if er.start <= 0 then raise(b:pos_of(er, "pos"), "Extension numbers must be positive integers.") end
       if er["end"] <= er.start then raise(b:pos_of(er, "pos"), "Extension range end number must be greater than start number.") end
       if er["end"] > 536870912 and not (m.options and m.options.message_set_wire_format) then raise(b:pos_of(er, "pos"), "Extension numbers cannot be greater than 536870911.") end
     end
-    for i, er in ipairs(m.extension_range or EMPTY) do
+    local er_list = m.extension_range or EMPTY
+    for i = 1, #er_list do local er = er_list[i]
       for j = 1, i - 1 do
         local o = m.extension_range[j]
         if er.start < o["end"] and o.start < er["end"] then
@@ -902,7 +972,8 @@ function Builder:validate()
             " overlaps with already-defined range " .. o.start .. " to " .. (o["end"] - 1) .. ".")
         end
       end
-      for _, rr in ipairs(m.reserved_range or EMPTY) do
+      local rr_list = m.reserved_range or EMPTY
+      for ix = 1, #rr_list do local rr = rr_list[ix]
         if er.start < rr["end"] and rr.start < er["end"] then
           raise(b:pos_of(er, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
             " overlaps with reserved range " .. rr.start .. " to " .. (rr["end"] - 1) .. ".")
@@ -910,17 +981,21 @@ function Builder:validate()
       end
     end
     local reserved_names = {}
-    for _, n in ipairs(m.reserved_name or EMPTY) do reserved_names[n] = true end
+    local n_list = m.reserved_name or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] reserved_names[n] = true end
     local fields = (m.reserved_range or m.reserved_name or m.extension_range) and m.field or EMPTY
-    for _, fd in ipairs(fields) do
-      for _, rr in ipairs(m.reserved_range or EMPTY) do
+    local fd_list = fields
+    for ix = 1, #fd_list do local fd = fd_list[ix]
+      local rr_list = m.reserved_range or EMPTY
+      for ix = 1, #rr_list do local rr = rr_list[ix]
         if fd.number >= rr.start and fd.number < rr["end"] then
           -- protoc prints no position here; ours is the field number's
           raise(b:pos_of(fd, "number_pos"), 'Field "' .. fd.name .. '" uses reserved number ' .. fd.number .. ".")
         end
       end
       if reserved_names[fd.name] then raise(b:pos_of(fd, "name_pos"), 'Field name "' .. fd.name .. '" is reserved.') end
-      for _, er in ipairs(m.extension_range or EMPTY) do
+      local er_list = m.extension_range or EMPTY
+      for ix = 1, #er_list do local er = er_list[ix]
         if fd.number >= er.start and fd.number < er["end"] then
           raise(b:pos_of(er, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
             ' includes field "' .. fd.name .. '" (' .. fd.number .. ").")
@@ -933,7 +1008,8 @@ function Builder:validate()
         raise(b:pos_of(m.extension_range[1], "pos"), "Extension ranges are not allowed in proto3.")
       end
       local lower = {}
-      for _, fd in ipairs(m.field or EMPTY) do
+      local fd_list = m.field or EMPTY
+      for ix = 1, #fd_list do local fd = fd_list[ix]
         local j = M.json_name(fd.name):lower()
         local prev = lower[j]
         if prev then
@@ -943,21 +1019,28 @@ function Builder:validate()
         lower[j] = fd
       end
     end
-    for _, x in ipairs(m.extension or EMPTY) do b:check_extension(x, full) end
-    for _, n in ipairs(m.nested_type or EMPTY) do message(n, full) end
-    for _, e in ipairs(m.enum_type or EMPTY) do b:check_enum(e, full) end
+    local x_list = m.extension or EMPTY
+    for ix = 1, #x_list do local x = x_list[ix] b:check_extension(x, full) end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] message(n, full) end
+    local e_list = m.enum_type or EMPTY
+    for ix = 1, #e_list do local e = e_list[ix] b:check_enum(e, full) end
   end
   local pkg = self.fdp.package or ""
-  for _, m in ipairs(self.fdp.message_type or EMPTY) do message(m, pkg) end
-  for _, e in ipairs(self.fdp.enum_type or EMPTY) do self:check_enum(e, pkg) end
-  for _, x in ipairs(self.fdp.extension or EMPTY) do self:check_extension(x, pkg) end
+  local m_list = self.fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] message(m, pkg) end
+  local e_list = self.fdp.enum_type or EMPTY
+  for ix = 1, #e_list do local e = e_list[ix] self:check_enum(e, pkg) end
+  local x_list = self.fdp.extension or EMPTY
+  for ix = 1, #x_list do local x = x_list[ix] self:check_extension(x, pkg) end
 end
 
 -- extension numbers already taken, per extendee: "extendee#number" -> full name of the extension
 function Builder:extension_numbers()
   if self.ext_numbers then return self.ext_numbers end
   local taken = {}
-  for _, f in ipairs(self.visible) do
+  local f_list = self.visible
+  for ix = 1, #f_list do local f = f_list[ix]
     if f ~= self.fdp then
       for full, sym in pairs(index_file(f)) do
         if sym.kind == "extension" and sym.desc.extendee then
@@ -987,7 +1070,8 @@ function Builder:check_extension(x, scope)
   local target = self.extendee_desc[x]
   if target then
     local ok = false
-    for _, er in ipairs(target.extension_range or EMPTY) do
+    local er_list = target.extension_range or EMPTY
+    for ix = 1, #er_list do local er = er_list[ix]
       if x.number >= er.start and x.number < er["end"] then ok = true break end
     end
     if not ok then
@@ -1007,7 +1091,8 @@ function Builder:check_enum(e, scope)
   end
   local allow_alias = e.options and e.options.allow_alias
   local by_number = {}
-  for _, v in ipairs(e.value) do
+  local v_list = e.value
+  for ix = 1, #v_list do local v = v_list[ix]
     local prev = by_number[v.number]
     if prev and not allow_alias then
       raise(self:pos_of(v, "number_pos"), '"' .. v.name .. '" uses the same enum value as "' .. prev.name ..
@@ -1019,7 +1104,8 @@ function Builder:check_enum(e, scope)
     local any = false
     for n, _ in pairs(by_number) do
       local count = 0
-      for _, v in ipairs(e.value) do if v.number == n then count = count + 1 end end
+      local v_list = e.value
+      for ix = 1, #v_list do local v = v_list[ix] if v.number == n then count = count + 1 end end
       if count > 1 then any = true end
     end
     if not any then
@@ -1030,7 +1116,8 @@ function Builder:check_enum(e, scope)
     -- values equal after dropping the enum-name prefix and case collide (protoc's EnumValue check)
     local prefix = e.name:gsub("_", ""):lower()
     local seen = {}
-    for _, v in ipairs(e.value) do
+    local v_list = e.value
+    for ix = 1, #v_list do local v = v_list[ix]
       local stripped = v.name:gsub("_", ""):lower()
       if stripped:sub(1, #prefix) == prefix and #stripped > #prefix then stripped = stripped:sub(#prefix + 1) end
       local prev = seen[stripped]
@@ -1043,7 +1130,8 @@ function Builder:check_enum(e, scope)
       seen[stripped] = seen[stripped] or v
     end
   end
-  for i, rr in ipairs(e.reserved_range or EMPTY) do
+  local rr_list = e.reserved_range or EMPTY
+  for i = 1, #rr_list do local rr = rr_list[i]
     if rr["end"] < rr.start then raise(self:pos_of(rr, "pos"), "Reserved range end number must be greater than start number.") end
     for j = 1, i - 1 do
       local o = e.reserved_range[j]
@@ -1054,9 +1142,12 @@ function Builder:check_enum(e, scope)
     end
   end
   local reserved_names = {}
-  for _, n in ipairs(e.reserved_name or EMPTY) do reserved_names[n] = true end
-  for _, v in ipairs(e.value) do
-    for _, rr in ipairs(e.reserved_range or EMPTY) do
+  local n_list = e.reserved_name or EMPTY
+  for ix = 1, #n_list do local n = n_list[ix] reserved_names[n] = true end
+  local v_list = e.value
+  for ix = 1, #v_list do local v = v_list[ix]
+    local rr_list = e.reserved_range or EMPTY
+    for ix = 1, #rr_list do local rr = rr_list[ix]
       if v.number >= rr.start and v.number <= rr["end"] then
         raise(self:pos_of(v, "number_pos"), 'Enum value "' .. v.name .. '" uses reserved number ' .. v.number .. ".")
       end
