@@ -44,7 +44,7 @@ local labels = { optional = "LABEL_OPTIONAL", required = "LABEL_REQUIRED", repea
 -- (a table replacement: gsub looks the captured character up instead of calling a function)
 local upper_next = { [""] = "" }
 for b = 0, 255 do upper_next[string.char(b)] = string.char(b):upper() end
-local find, gsub = string.find, string.gsub
+local find, gsub, sub = string.find, string.gsub, string.sub
 function M.json_name(name)
   if not find(name, "_", 1, true) then return name end
   return (gsub(name, "_+(.?)", upper_next))
@@ -133,7 +133,9 @@ function Builder:pos_of(desc, what)
 end
 
 function Builder:number(text, pos, what)
-  if #text < 10 and not text:find("^-?0") then return tonumber(text) end -- plain short decimal
+  local first = byte(text, 1)
+  if first == 45 then first = byte(text, 2) end -- "-"
+  if #text < 10 and first ~= 48 then return tonumber(text) end -- plain short decimal (no leading "0")
   local neg = text:sub(1, 1) == "-"
   local body = neg and text:sub(2) or text
   local v = numbers.parse_u64(body)
@@ -257,19 +259,26 @@ function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
   if not fd.json_name then fd.json_name = M.json_name(fd.name) end
   if extendee_node then
     fd.extendee = extendee_node.extendee
-    self.unresolved[#self.unresolved + 1] = { desc = fd, name = extendee_node.extendee,
-      pos = extendee_node.extendee_pos, scope = field_full, in_scope = scope, field = "extendee" }
+    local unresolved = self.unresolved
+    unresolved[#unresolved + 1] = { fd, extendee_node.extendee, extendee_node.extendee_pos, field_full, scope,
+      "extendee" }
   end
   return fd
 end
+
+-- A name to resolve is { desc, name, pos, scope, in_scope, field } (positional, so that the
+-- constructor stores it in one step): the descriptor and its key ("type_name", "extendee",
+-- "input_type" or "output_type") the resolved name goes to, the name as written and its
+-- position, the full name of what uses it and the scope it is declared in (where lookup starts).
+local U_DESC, U_NAME, U_POS, U_SCOPE, U_IN_SCOPE, U_FIELD = 1, 2, 3, 4, 5, 6
 
 -- full: the field's full name; in_scope: the scope it is declared in (where lookup starts)
 function Builder:set_type(fd, type_name, pos, full, in_scope)
   local t = scalar_types[type_name]
   if t then fd.type = t; return end
   fd.type_name = type_name
-  self.unresolved[#self.unresolved + 1] = { desc = fd, name = type_name, pos = pos,
-    scope = full, in_scope = in_scope, field = "type_name", types_only = true }
+  local unresolved = self.unresolved
+  unresolved[#unresolved + 1] = { fd, type_name, pos, full, in_scope, "type_name" }
 end
 
 function Builder:ranges(node, list_key, is_enum, msg)
@@ -304,7 +313,10 @@ function Builder:message(node, scope, name)
   for ix = 1, #el_list do local el = el_list[ix]
     local tag = el.tag
     if tag == "field" or tag == "map" or tag == "group" then
-      push(msg, "field", self:field(el, msg, full, false, nil, msg))
+      local fd = self:field(el, msg, full, false, nil, msg)
+      local fields = msg.field
+      if not fields then fields = {}; msg.field = fields end
+      fields[#fields + 1] = fd
     elseif tag == "oneof" then
       local oneof = { name = el.name }
       self.nodes[oneof] = el
@@ -441,10 +453,9 @@ function Builder:service(node, scope)
       self.nodes[m] = el
       local service_full = join(scope, s.name)
       local full = service_full .. "." .. el.name
-      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.input, pos = el.input_pos, scope = full,
-        in_scope = service_full, field = "input_type", method = true }
-      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.output, pos = el.output_pos, scope = full,
-        in_scope = service_full, field = "output_type", method = true }
+      local unresolved = self.unresolved
+      unresolved[#unresolved + 1] = { m, el.input, el.input_pos, full, service_full, "input_type" }
+      unresolved[#unresolved + 1] = { m, el.output, el.output_pos, full, service_full, "output_type" }
       if el.client_streaming then m.client_streaming = true end
       if el.server_streaming then m.server_streaming = true end
       if el.body then
@@ -542,14 +553,21 @@ function Builder:visible_files()
   return list
 end
 
-function Builder:find_symbol(full)
+-- the symbol indexes of the visible files; the only one when the file imports nothing
+function Builder:indexes()
   local indexes = self.visible_indexes
   if not indexes then
     indexes = {}
     local f_list = self.visible
     for i = 1, #f_list do local f = f_list[i] indexes[i] = index_file(f) end
     self.visible_indexes = indexes
+    if #indexes == 1 then self.only_index = indexes[1] end
   end
+  return indexes
+end
+
+function Builder:find_symbol(full)
+  local indexes = self.visible_indexes or self:indexes()
   local package
   for i = 1, #indexes do
     local s = indexes[i][full]
@@ -569,11 +587,13 @@ function Builder:scope_chain(scope)
   local chain = chains[scope]
   if chain then return chain end
   chain = {}
-  local s = scope
-  while s ~= "" do
-    chain[#chain + 1] = s
-    local dot = s:match("^.*()%.")
-    s = dot and s:sub(1, dot - 1) or ""
+  if scope ~= "" then
+    -- the prefixes before each dot, longest first (plain finds: no pattern matching)
+    local dots, n = {}, 0
+    local dot = find(scope, ".", 1, true)
+    while dot do n = n + 1; dots[n] = dot; dot = find(scope, ".", dot + 1, true) end
+    chain[1] = scope
+    for k = n, 1, -1 do chain[n - k + 2] = sub(scope, 1, dots[k] - 1) end
   end
   chains[scope] = chain
   return chain
@@ -582,17 +602,21 @@ end
 -- protoc's LookupSymbol: innermost scope outward; a dotted name resolves its first component,
 -- then the rest inside it. scope: where the name is used ("" at the top of a file without package).
 function Builder:lookup_in(name, scope, types_only)
-  if name:byte(1) == 46 then -- "."
-    local full = name:sub(2)
+  if byte(name, 1) == 46 then -- "."
+    local full = sub(name, 2)
     return self:find_symbol(full), full
   end
-  local dot = name:find(".", 1, true)
-  local first = dot and name:sub(1, dot - 1) or name
-  local chain = self:scope_chain(scope)
+  local dot = find(name, ".", 1, true)
+  local first = dot and sub(name, 1, dot - 1) or name
+  local chains = self.scope_chains
+  local chain = chains and chains[scope] or self:scope_chain(scope)
+  if not self.visible_indexes then self:indexes() end
+  local only = self.only_index -- one file to look in: index it directly
   for i = 1, #chain do
     local sc = chain[i]
     local try = sc .. "." .. first
-    local s = self:find_symbol(try)
+    local s
+    if only then s = only[try] else s = self:find_symbol(try) end
     if s then
       if dot then
         if aggregate_kinds[s.kind] then
@@ -616,33 +640,33 @@ end
 
 function Builder:not_found(u, full_tried, resolved_name)
   if resolved_name then
-    raise(u.pos, '"' .. u.name .. '" is resolved to "' .. resolved_name .. '", which is not defined. ' ..
+    raise(u[U_POS], '"' .. u[U_NAME] .. '" is resolved to "' .. resolved_name .. '", which is not defined. ' ..
       "The innermost scope is searched first in name resolution. Consider using a leading '.'(i.e., \"." ..
-      u.name .. '") to start from the outermost scope.')
+      u[U_NAME] .. '") to start from the outermost scope.')
   end
   -- defined in a file of the pool this one does not import?
   if self.env.symbol then
     local candidates = {}
-    if u.name:sub(1, 1) == "." then candidates[1] = u.name:sub(2)
+    if u[U_NAME]:sub(1, 1) == "." then candidates[1] = u[U_NAME]:sub(2)
     else
-      local scope = u.scope
+      local scope = u[U_SCOPE]
       while true do
         local dot = scope:match("^.*()%.")
-        if not dot then candidates[#candidates + 1] = u.name; break end
+        if not dot then candidates[#candidates + 1] = u[U_NAME]; break end
         scope = scope:sub(1, dot - 1)
-        candidates[#candidates + 1] = scope .. "." .. u.name
+        candidates[#candidates + 1] = scope .. "." .. u[U_NAME]
       end
     end
     local c_list = candidates
     for ix = 1, #c_list do local c = c_list[ix]
       local s = self.env.symbol(c)
       if s and s.file and s.file ~= self.name and s.kind ~= "package" then
-        raise(u.pos, '"' .. u.name .. '" seems to be defined in "' .. s.file .. '", which is not imported by "' ..
+        raise(u[U_POS], '"' .. u[U_NAME] .. '" seems to be defined in "' .. s.file .. '", which is not imported by "' ..
           self.name .. '".  To use it here, please add the necessary import.')
       end
     end
   end
-  raise(u.pos, '"' .. u.name .. '" is not defined.')
+  raise(u[U_POS], '"' .. u[U_NAME] .. '" is not defined.')
 end
 
 -- the unresolved names in protoc's CrossLink order: per message its nested types, then its
@@ -651,9 +675,9 @@ function Builder:crosslink_order()
   local by_desc = {}
   local u_list = self.unresolved
   for ix = 1, #u_list do local u = u_list[ix]
-    local list = by_desc[u.desc]
-    if not list then list = {}; by_desc[u.desc] = list end
-    if u.field == "extendee" then table.insert(list, 1, u) else list[#list + 1] = u end
+    local list = by_desc[u[U_DESC]]
+    if not list then list = {}; by_desc[u[U_DESC]] = list end
+    if u[U_FIELD] == "extendee" then table.insert(list, 1, u) else list[#list + 1] = u end
   end
   local out = {}
   local function add(desc)
@@ -694,32 +718,26 @@ function Builder:resolve()
 end
 
 function Builder:resolve_list(list)
-  local u_list = list
-  for ix = 1, #u_list do local u = u_list[ix]
-    if u.direct then
-      u.desc[u.field] = u.direct
-    else
-      local s, full, resolved_name
-      if u.in_scope then
-        s, full, resolved_name = self:lookup_in(u.name, u.in_scope, u.types_only or u.method)
-      else
-        s, full, resolved_name = self:lookup(u.name, u.scope, u.types_only or u.method)
-      end
-      if not s then self:not_found(u, full, resolved_name) end
-      if u.field == "extendee" then
-        if s.kind ~= "message" then raise(u.pos, '"' .. u.name .. '" is not a message type.') end
-        u.desc.extendee = "." .. full
-        self.extendee_desc[u.desc] = s.desc
-      elseif u.method then
-        if s.kind ~= "message" then raise(u.pos, '"' .. u.name .. '" is not a message type.') end
-        u.desc[u.field] = "." .. full
-      else
-        if not type_kinds[s.kind] then raise(u.pos, '"' .. u.name .. '" is not a type.') end
-        u.desc.type_name = "." .. full
-        u.desc.type = s.kind == "message" and "TYPE_MESSAGE" or "TYPE_ENUM"
-        self.type_desc[u.desc] = s.desc
-        self.type_file[u.desc] = s.file
-      end
+  local type_desc, type_file = self.type_desc, self.type_file
+  for i = 1, #list do
+    local u = list[i]
+    local desc, name, field = u[U_DESC], u[U_NAME], u[U_FIELD]
+    local s, full, resolved_name = self:lookup_in(name, u[U_IN_SCOPE], field ~= "extendee")
+    if not s then self:not_found(u, full, resolved_name) end
+    local kind = s.kind
+    if field == "type_name" then
+      if kind ~= "message" and kind ~= "enum" then raise(u[U_POS], '"' .. name .. '" is not a type.') end
+      desc.type_name = "." .. full
+      desc.type = kind == "message" and "TYPE_MESSAGE" or "TYPE_ENUM"
+      type_desc[desc] = s.desc
+      type_file[desc] = s.file
+    elseif field == "extendee" then
+      if kind ~= "message" then raise(u[U_POS], '"' .. name .. '" is not a message type.') end
+      desc.extendee = "." .. full
+      self.extendee_desc[desc] = s.desc
+    else -- a method's input or output
+      if kind ~= "message" then raise(u[U_POS], '"' .. name .. '" is not a message type.') end
+      desc[field] = "." .. full
     end
   end
 end
@@ -922,14 +940,15 @@ function Builder:validate()
     local by_number = {}
     local fd_list = m.field or EMPTY
     for ix = 1, #fd_list do local fd = fd_list[ix]
-      check_number(fd)
-      local prev = by_number[fd.number]
+      local n = fd.number
+      if not (n > 0 and n <= 536870911 and (n < 19000 or n > 19999)) then check_number(fd) end
+      local prev = by_number[n]
       if prev then
         raise(b:pos_of(fd, "number_pos"), "Field number " .. fd.number .. ' has already been used in "' .. full ..
           '" by field "' .. prev.name .. '".')
       end
-      by_number[fd.number] = fd
-      field_common(fd, m, full)
+      by_number[n] = fd
+      if fd.options or (proto3 and fd.type == "TYPE_ENUM") then field_common(fd, m, full) end
     end
     -- map entries: key types
     local n_list = m.nested_type or EMPTY
