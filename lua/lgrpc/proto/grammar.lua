@@ -283,10 +283,6 @@ default_expected = {
 for _, t in ipairs{ "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64",
   "sfixed32", "sfixed64" } do default_expected[t] = "Expected integer for field default value." end
 local function note_type(_, _, t) current_type = t; return true, t end
-local function is_default(_, _, name)
-  default_context = #name == 1 and not name[1].ext and name[1].name == "default"
-  return true, name
-end
 -- protoc's parser checks a default value against the field's scalar type as it reads it
 local int_max = {
   int32 = numbers.INT32_MAX, sint32 = numbers.INT32_MAX, sfixed32 = numbers.INT32_MAX,
@@ -295,7 +291,6 @@ local int_max = {
 }
 local unsigned = { uint32 = true, fixed32 = true, uint64 = true, fixed64 = true }
 local function check_default(_, _, v)
-  if not default_context then return true, v end
   local t = current_type
   local at = v.text_pos or v.pos
   if int_max[t] then
@@ -327,10 +322,18 @@ local function check_default(_, _, v)
   end
   return true, v
 end
-G.fieldOption = Cp() * expect(Cmt(V"optionName", is_default), "Expected identifier.") *
-  expect(sym"=", 'Expected "=".') * expect(Cmt(V"constant", check_default), option_value_expected) *
-  Cmt(Cp(), function() default_context = false; return true end) /
-  function(pos, name, value) return { pos = pos, name = name, value = value } end
+local function enter_default() default_context = true; return true end
+local function leave_default() default_context = false; return true end
+-- an option name that is "default" alone
+local default_name = #(P"default" * -idchar * skip * -P".")
+local function option_node(pos, name, value) return { pos = pos, name = name, value = value } end
+-- [default = x] is checked against the field's type as it is read; any other option needs no
+-- match-time work.
+G.fieldOption = Cp() * (
+  default_name * Cmt(Cp(), enter_default) * V"optionName" * expect(sym"=", 'Expected "=".') *
+    expect(Cmt(V"constant", check_default), option_value_expected) * Cmt(Cp(), leave_default) +
+  expect(V"optionName", "Expected identifier.") * expect(sym"=", 'Expected "=".') *
+    expect(V"constant", option_value_expected)) / option_node
 G.fieldOptions = sym"[" * Ct(V"fieldOption" * (sym"," * V"fieldOption") ^ 0) *
   expect(sym"]", 'Expected "]".')
 
