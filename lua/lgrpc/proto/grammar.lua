@@ -7,7 +7,7 @@ local lpeg = require "lpeg"
 local numbers = require "lgrpc.proto.numbers"
 
 local P, R, S, V = lpeg.P, lpeg.R, lpeg.S, lpeg.V
-local C, Cc, Cp, Ct, Cg, Cmt, Cs = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cmt, lpeg.Cs
+local C, Cc, Cp, Ct, Cg, Cmt, Cs, Cb = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cmt, lpeg.Cs, lpeg.Cb
 
 local M = {}
 
@@ -336,6 +336,11 @@ G.fieldOption = Cp() * (
     expect(V"constant", option_value_expected)) / option_node
 G.fieldOptions = sym"[" * Ct(V"fieldOption" * (sym"," * V"fieldOption") ^ 0) *
   expect(sym"]", 'Expected "]".')
+-- enum values and extension ranges: "default" is an option name like any other there
+G.plainOption = Cp() * expect(V"optionName", "Expected identifier.") * expect(sym"=", 'Expected "=".') *
+  expect(V"constant", "Expected option value.") / option_node
+G.plainOptions = sym"[" * Ct(V"plainOption" * (sym"," * V"plainOption") ^ 0) *
+  expect(sym"]", 'Expected "]".')
 
 G.topLevelDef = V"message" + V"enum" + V"extend" + V"service"
 
@@ -443,8 +448,15 @@ local function labelled_node(pos, label, a, type_name, name_pos, name, number_po
   a.pos, a.label = pos, label
   return a
 end
+-- The field's type is noted for the checks of [default = ...] only when options follow: it is
+-- kept as a named group and fetched back (at match time for the options, as a value for the node).
+local function note_field_type(_, _, t) current_type = t; return true end
+local noted_options = #P"[" * Cmt(Cb"field_type", note_field_type) * V"fieldOptions"
 G.labelledField = Cp() * V"label" * (map_tail + group_tail +
-  Cp() * expect(Cmt(field_type, note_type), "Expected type name.") * field_rest_values) / labelled_node
+  Cp() * expect(Cg(field_type, "field_type"), "Expected type name.") * Cb"field_type" *
+  Cp() * expect(ident, "Expected field name.") *
+  (sym"=" + fail("Missing field number.")) * Cp() * expect(int32_text(false), "Expected field number.") *
+  (noted_options + Cc(false)) * expect(sym";", 'Expected ";".')) / labelled_node
 
 G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident, "Expected oneof name."), "name") *
   expect(sym"{", 'Expected "{".') *
@@ -472,7 +484,7 @@ G.reserved = reserved_rule("Expected field name or number range.")
 G.enumReserved = reserved_rule("Expected enum value or number range.")
 
 G.extensions = node("extensions", kw"extensions" * field(V"ranges", "ranges") *
-  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+  field(V"plainOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 
 
 G.messageElement = V"labelledField" + V"option" + V"message" + V"enum" + V"extend" + V"extensions" + V"reserved" +
@@ -491,7 +503,7 @@ G.enumValue = Cp() * ident *
   expect(sym"=", "Missing numeric value for enum constant.") * Cp() *
   (P"-" * skip * expect(int32_text(true), "Expected integer.") / negative +
     expect(int32_text(false), "Expected integer.")) *
-  (V"fieldOptions" + Cc(false)) * expect(sym";", 'Expected ";".') /
+  (V"plainOptions" + Cc(false)) * expect(sym";", 'Expected ";".') /
   function(pos, name, number_pos, number, options)
     return { tag = "value", pos = pos, name_pos = pos, name = name, number_pos = number_pos, number = number,
       options = options or nil }
