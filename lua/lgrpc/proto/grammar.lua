@@ -282,7 +282,6 @@ default_expected = {
 }
 for _, t in ipairs{ "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64",
   "sfixed32", "sfixed64" } do default_expected[t] = "Expected integer for field default value." end
-local function note_type(_, _, t) current_type = t; return true, t end
 -- protoc's parser checks a default value against the field's scalar type as it reads it
 local int_max = {
   int32 = numbers.INT32_MAX, sint32 = numbers.INT32_MAX, sfixed32 = numbers.INT32_MAX,
@@ -378,19 +377,22 @@ local function field_node(pos, label, type_pos, type, name_pos, name, number_pos
     name_pos = name_pos, name = name, number_pos = number_pos, number = number, options = options or nil }
 end
 -- name_pos, name, number_pos, number, options or false
+-- A field's type is kept as a named group and fetched back: as a value for the node, and at match
+-- time for the checks of [default = ...] only when options follow (no match-time function runs
+-- for the usual field, and none hands a value back to LPeg).
+local field_type_kept = Cg(field_type, "field_type") * Cb"field_type"
+local function note_field_type(_, _, t) current_type = t; return true end
+local noted_options = #P"[" * Cmt(Cb"field_type", note_field_type) * V"fieldOptions"
 local field_rest_values = Cp() * expect(ident, "Expected field name.") *
   (sym"=" + fail("Missing field number.")) * Cp() * expect(int32_text(false), "Expected field number.") *
-  (V"fieldOptions" + Cc(false)) * expect(sym";", 'Expected ";".')
-local labelled_type = V"label" * Cp() * expect(Cmt(field_type, note_type), "Expected type name.")
-G.field = Cp() * (labelled_type +
-  Cc(false) * Cp() * Cmt(Cp() * field_type, function(s, i, p, t)
-    label_required(s, i, p)
-    current_type = t
-    return true, t
-  end)) * field_rest_values / field_node
+  (noted_options + Cc(false)) * expect(sym";", 'Expected ";".')
+local labelled_type = V"label" * Cp() * expect(field_type_kept, "Expected type name.")
+-- without a label: proto2 wants one, which protoc's parser reports at the type once it has read it
+local unlabelled_type = Cc(false) * Cg(Cp(), "type_pos") * Cb"type_pos" * Cg(field_type, "field_type") *
+  Cmt(Cb"type_pos", label_required) * Cb"field_type"
+G.field = Cp() * (labelled_type + unlabelled_type) * field_rest_values / field_node
 -- in a oneof, labels are an error the compiler reports
-G.oneofField = Cp() * (labelled_type + Cc(false) * Cp() * Cmt(field_type, note_type)) *
-  field_rest_values / field_node
+G.oneofField = Cp() * (labelled_type + Cc(false) * Cp() * field_type_kept) * field_rest_values / field_node
 
 -- protoc checks a group's proto3-ness and capital letter after its number and options
 local group_kw_pos, group_name_pos, group_name
@@ -448,15 +450,8 @@ local function labelled_node(pos, label, a, type_name, name_pos, name, number_po
   a.pos, a.label = pos, label
   return a
 end
--- The field's type is noted for the checks of [default = ...] only when options follow: it is
--- kept as a named group and fetched back (at match time for the options, as a value for the node).
-local function note_field_type(_, _, t) current_type = t; return true end
-local noted_options = #P"[" * Cmt(Cb"field_type", note_field_type) * V"fieldOptions"
 G.labelledField = Cp() * V"label" * (map_tail + group_tail +
-  Cp() * expect(Cg(field_type, "field_type"), "Expected type name.") * Cb"field_type" *
-  Cp() * expect(ident, "Expected field name.") *
-  (sym"=" + fail("Missing field number.")) * Cp() * expect(int32_text(false), "Expected field number.") *
-  (noted_options + Cc(false)) * expect(sym";", 'Expected ";".')) / labelled_node
+  Cp() * expect(field_type_kept, "Expected type name.") * field_rest_values) / labelled_node
 
 G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident, "Expected oneof name."), "name") *
   expect(sym"{", 'Expected "{".') *
