@@ -1,10 +1,12 @@
 -- bench/profile_compile.lua: where the compiler's time goes on one file (descriptor.proto by
 -- default). Not part of `make bench`; a tool for work on lgrpc.proto's speed.
---   profile_compile.lua [FILE [VIRTUAL_NAME]] [--phases] [--samples]
+--   profile_compile.lua [FILE [VIRTUAL_NAME]] [--phases] [--samples] [--loop=N]
 -- --phases: median time per phase (parse; compile's steps; the pool's symbol index), each run
 --   into a fresh pool as bench/compile.lua does.
 -- --samples: a debug.sethook count-sampling profile of whole iterations; prints the functions
 --   (self) and lines seen most often.
+-- --loop=N: N iterations and nothing else, for instruction counts: the difference between two
+--   runs under `valgrind --tool=callgrind` (say N=22 and N=2) over 20 is the cost of one.
 package.path = (arg[0]:match("^(.-)[^/]*$") or "") .. "?.lua;" .. package.path
 local timing = require "timing"
 local proto = require "lgrpc.proto"
@@ -16,15 +18,21 @@ local file, name = "/usr/include/google/protobuf/descriptor.proto", "google/prot
 local want = {}
 local pos = {}
 for _, a in ipairs(arg) do
-  if a:sub(1, 2) == "--" then want[a:sub(3)] = true else pos[#pos + 1] = a end
+  local k, v = a:match("^%-%-([%w]+)=(.*)$")
+  if k then want[k] = v
+  elseif a:sub(1, 2) == "--" then want[a:sub(3)] = true else pos[#pos + 1] = a end
 end
 file, name = pos[1] or file, pos[2] or name
-if not want.phases and not want.samples then want.phases = true end
+if not want.phases and not want.samples and not want.loop then want.phases = true end
 local text = assert(timing.read(file))
 
 local function once()
   local pool = proto.pool{ include = {}, system_include = false }
   assert(pool:load_string(name, text))
+end
+
+if want.loop then
+  for _ = 1, assert(tonumber(want.loop), "--loop=N") do once() end
 end
 
 if want.phases then

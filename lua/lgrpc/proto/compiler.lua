@@ -9,7 +9,8 @@ local options = require "lgrpc.proto.options"
 
 local M = {}
 
--- the absent list, for `ipairs(list or EMPTY)`; never written to
+-- the absent list, for `local list = t.list or EMPTY`; never written to
+-- (lists are walked with numeric loops: in Lua 5.4 each step of ipairs is a call into C)
 local EMPTY = setmetatable({}, { __newindex = function() error("EMPTY is read-only", 2) end })
 
 local function raise(pos, msg) error({ lgrpc_compile = true, pos = pos, msg = msg }, 0) end
@@ -43,7 +44,7 @@ local labels = { optional = "LABEL_OPTIONAL", required = "LABEL_REQUIRED", repea
 -- (a table replacement: gsub looks the captured character up instead of calling a function)
 local upper_next = { [""] = "" }
 for b = 0, 255 do upper_next[string.char(b)] = string.char(b):upper() end
-local find, gsub = string.find, string.gsub
+local find, gsub, sub = string.find, string.gsub, string.sub
 function M.json_name(name)
   if not find(name, "_", 1, true) then return name end
   return (gsub(name, "_+(.?)", upper_next))
@@ -83,24 +84,35 @@ local function index_file(fdp)
   local function add_enum(scope, e)
     local full = join(scope, e.name)
     add(full, "enum", e)
-    for _, v in ipairs(e.value or EMPTY) do add(join(scope, v.name), "enum_value", v, e) end
+    local v_list = e.value or EMPTY
+    for ix = 1, #v_list do local v = v_list[ix] add(join(scope, v.name), "enum_value", v, e) end
   end
   local function add_message(scope, m)
     local full = join(scope, m.name)
     add(full, "message", m)
-    for _, f in ipairs(m.field or EMPTY) do add(join(full, f.name), "field", f, m) end
-    for _, o in ipairs(m.oneof_decl or EMPTY) do add(join(full, o.name), "oneof", o, m) end
-    for _, n in ipairs(m.nested_type or EMPTY) do add_message(full, n) end
-    for _, e in ipairs(m.enum_type or EMPTY) do add_enum(full, e) end
-    for _, x in ipairs(m.extension or EMPTY) do add(join(full, x.name), "extension", x, m) end
+    local f_list = m.field or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] add(join(full, f.name), "field", f, m) end
+    local o_list = m.oneof_decl or EMPTY
+    for ix = 1, #o_list do local o = o_list[ix] add(join(full, o.name), "oneof", o, m) end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] add_message(full, n) end
+    local e_list = m.enum_type or EMPTY
+    for ix = 1, #e_list do local e = e_list[ix] add_enum(full, e) end
+    local x_list = m.extension or EMPTY
+    for ix = 1, #x_list do local x = x_list[ix] add(join(full, x.name), "extension", x, m) end
   end
-  for _, m in ipairs(fdp.message_type or EMPTY) do add_message(pkg, m) end
-  for _, e in ipairs(fdp.enum_type or EMPTY) do add_enum(pkg, e) end
-  for _, x in ipairs(fdp.extension or EMPTY) do add(join(pkg, x.name), "extension", x) end
-  for _, s in ipairs(fdp.service or EMPTY) do
+  local m_list = fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] add_message(pkg, m) end
+  local e_list = fdp.enum_type or EMPTY
+  for ix = 1, #e_list do local e = e_list[ix] add_enum(pkg, e) end
+  local x_list = fdp.extension or EMPTY
+  for ix = 1, #x_list do local x = x_list[ix] add(join(pkg, x.name), "extension", x) end
+  local s_list = fdp.service or EMPTY
+  for ix = 1, #s_list do local s = s_list[ix]
     local full = join(pkg, s.name)
     add(full, "service", s)
-    for _, m in ipairs(s.method or EMPTY) do add(join(full, m.name), "method", m, s) end
+    local m_list = s.method or EMPTY
+    for ix = 1, #m_list do local m = m_list[ix] add(join(full, m.name), "method", m, s) end
   end
   index_cache[fdp] = idx
   return idx
@@ -121,7 +133,9 @@ function Builder:pos_of(desc, what)
 end
 
 function Builder:number(text, pos, what)
-  if #text < 10 and not text:find("^-?0") then return tonumber(text) end -- plain short decimal
+  local first = byte(text, 1)
+  if first == 45 then first = byte(text, 2) end -- "-"
+  if #text < 10 and first ~= 48 then return tonumber(text) end -- plain short decimal (no leading "0")
   local neg = text:sub(1, 1) == "-"
   local body = neg and text:sub(2) or text
   local v = numbers.parse_u64(body)
@@ -142,7 +156,8 @@ end
 
 function Builder:options_list(desc, list, kind, relative_to)
   -- statement options are collected in source order; interpreted later
-  for _, o in ipairs(list) do
+  local o_list = list
+  for ix = 1, #o_list do local o = o_list[ix]
     if o.value.kind == "ident" and o.value.neg then
       raise(o.value.text_pos, "Invalid '-' symbol before identifier.")
     end
@@ -160,7 +175,8 @@ end
 function Builder:field_options(fd, node, list, field_scope, node_is_extension)
   local rest = {}
   local seen = {}
-  for _, o in ipairs(list or EMPTY) do
+  local o_list = list or EMPTY
+  for ix = 1, #o_list do local o = o_list[ix]
     local simple = #o.name == 1 and not o.name[1].ext and o.name[1].name
     if simple == "default" or simple == "json_name" then
       if seen[simple] then raise(o.name[1].pos, 'Already set option "' .. simple .. '".') end
@@ -243,24 +259,32 @@ function Builder:field(node, msg, scope, in_oneof, extendee_node, container)
   if not fd.json_name then fd.json_name = M.json_name(fd.name) end
   if extendee_node then
     fd.extendee = extendee_node.extendee
-    self.unresolved[#self.unresolved + 1] = { desc = fd, name = extendee_node.extendee,
-      pos = extendee_node.extendee_pos, scope = field_full, in_scope = scope, field = "extendee" }
+    local unresolved = self.unresolved
+    unresolved[#unresolved + 1] = { fd, extendee_node.extendee, extendee_node.extendee_pos, field_full, scope,
+      "extendee" }
   end
   return fd
 end
+
+-- A name to resolve is { desc, name, pos, scope, in_scope, field } (positional, so that the
+-- constructor stores it in one step): the descriptor and its key ("type_name", "extendee",
+-- "input_type" or "output_type") the resolved name goes to, the name as written and its
+-- position, the full name of what uses it and the scope it is declared in (where lookup starts).
+local U_DESC, U_NAME, U_POS, U_SCOPE, U_IN_SCOPE, U_FIELD = 1, 2, 3, 4, 5, 6
 
 -- full: the field's full name; in_scope: the scope it is declared in (where lookup starts)
 function Builder:set_type(fd, type_name, pos, full, in_scope)
   local t = scalar_types[type_name]
   if t then fd.type = t; return end
   fd.type_name = type_name
-  self.unresolved[#self.unresolved + 1] = { desc = fd, name = type_name, pos = pos,
-    scope = full, in_scope = in_scope, field = "type_name", types_only = true }
+  local unresolved = self.unresolved
+  unresolved[#unresolved + 1] = { fd, type_name, pos, full, in_scope, "type_name" }
 end
 
 function Builder:ranges(node, list_key, is_enum, msg)
   local out = {}
-  for _, r in ipairs(node.ranges) do
+  local r_list = node.ranges
+  for ix = 1, #r_list do local r = r_list[ix]
     local from = self:number(r.from, r.from_pos)
     local to
     local is_max = r.to == "max"
@@ -285,16 +309,21 @@ function Builder:message(node, scope, name)
   local saved_scope = self.cur_scope
   self.cur_scope = full
   local max_ranges = EMPTY -- replaced by a list when a range reaches "max"
-  for _, el in ipairs(node.body) do
+  local el_list = node.body
+  for ix = 1, #el_list do local el = el_list[ix]
     local tag = el.tag
     if tag == "field" or tag == "map" or tag == "group" then
-      push(msg, "field", self:field(el, msg, full, false, nil, msg))
+      local fd = self:field(el, msg, full, false, nil, msg)
+      local fields = msg.field
+      if not fields then fields = {}; msg.field = fields end
+      fields[#fields + 1] = fd
     elseif tag == "oneof" then
       local oneof = { name = el.name }
       self.nodes[oneof] = el
       local idx = push(msg, "oneof_decl", oneof) - 1
       local count = 0
-      for _, f in ipairs(el.body) do
+      local f_list = el.body
+      for ix = 1, #f_list do local f = f_list[ix]
         if f.tag == "option" then
           self:options_list(oneof, { f }, "OneofOptions", join(full, el.name))
         else
@@ -311,11 +340,13 @@ function Builder:message(node, scope, name)
     elseif tag == "enum" then
       push(msg, "enum_type", self:enum(el, full))
     elseif tag == "extend" then
-      for _, f in ipairs(el.body) do
+      local f_list = el.body
+      for ix = 1, #f_list do local f = f_list[ix]
         push(msg, "extension", self:field(f, msg, full, false, el, msg))
       end
     elseif tag == "extensions" then
-      for _, r in ipairs(self:ranges(el, "extension_range", false, msg)) do
+      local r_list = self:ranges(el, "extension_range", false, msg)
+      for ix = 1, #r_list do local r = r_list[ix]
         local er = { start = r.start, ["end"] = r["end"] }
         if r.max then
           if max_ranges == EMPTY then max_ranges = {} end
@@ -327,9 +358,11 @@ function Builder:message(node, scope, name)
       end
     elseif tag == "reserved" then
       if el.names then
-        for _, n in ipairs(el.names) do push(msg, "reserved_name", n.name); self.reserved_name_pos[msg] = self.reserved_name_pos[msg] or {}; self.reserved_name_pos[msg][n.name] = n.pos end
+        local n_list = el.names
+        for ix = 1, #n_list do local n = n_list[ix] push(msg, "reserved_name", n.name); self.reserved_name_pos[msg] = self.reserved_name_pos[msg] or {}; self.reserved_name_pos[msg][n.name] = n.pos end
       else
-        for _, r in ipairs(self:ranges(el, "reserved_range", false, msg)) do
+        local r_list = self:ranges(el, "reserved_range", false, msg)
+        for ix = 1, #r_list do local r = r_list[ix]
           local rr = { start = r.start, ["end"] = r["end"] }
           self.nodes[rr] = { pos = r.pos }
           if r.max then
@@ -345,10 +378,12 @@ function Builder:message(node, scope, name)
   end
   -- "max" in a message set's ranges reaches to INT32_MAX (protoc's parser looks for the option)
   if #max_ranges > 0 then
-    for _, el in ipairs(node.body) do
+    local el_list = node.body
+    for ix = 1, #el_list do local el = el_list[ix]
       if el.tag == "option" and #el.name == 1 and not el.name[1].ext and
         el.name[1].name == "message_set_wire_format" and el.value.kind == "ident" and el.value.text == "true" then
-        for _, r in ipairs(max_ranges) do r["end"] = 0x7fffffff end
+        local r_list = max_ranges
+        for ix = 1, #r_list do local r = r_list[ix] r["end"] = 0x7fffffff end
         break
       end
     end
@@ -356,12 +391,15 @@ function Builder:message(node, scope, name)
   -- proto3 optional: one synthetic oneof per field, after the real ones (protoc's parser)
   if msg.field then
     local names
-    for _, fd in ipairs(msg.field) do
+    local fd_list = msg.field
+    for ix = 1, #fd_list do local fd = fd_list[ix]
       if fd.proto3_optional then
         if not names then
           names = {}
-          for _, f in ipairs(msg.field) do names[f.name] = true end
-          for _, o in ipairs(msg.oneof_decl or EMPTY) do names[o.name] = true end
+          local f_list = msg.field
+          for ix = 1, #f_list do local f = f_list[ix] names[f.name] = true end
+          local o_list = msg.oneof_decl or EMPTY
+          for ix = 1, #o_list do local o = o_list[ix] names[o.name] = true end
         end
         local oname = fd.name
         if oname:sub(1, 1) ~= "_" then oname = "_" .. oname end
@@ -378,7 +416,8 @@ end
 function Builder:enum(node, scope)
   local e = { name = node.name }
   self.nodes[e] = node
-  for _, el in ipairs(node.body) do
+  local el_list = node.body
+  for ix = 1, #el_list do local el = el_list[ix]
     if el.tag == "value" then
       local v = { name = el.name, number = self:number(el.number, el.number_pos) }
       self.nodes[v] = el
@@ -386,9 +425,11 @@ function Builder:enum(node, scope)
       push(e, "value", v)
     elseif el.tag == "reserved" then
       if el.names then
-        for _, n in ipairs(el.names) do push(e, "reserved_name", n.name); self.reserved_name_pos[e] = self.reserved_name_pos[e] or {}; self.reserved_name_pos[e][n.name] = n.pos end
+        local n_list = el.names
+        for ix = 1, #n_list do local n = n_list[ix] push(e, "reserved_name", n.name); self.reserved_name_pos[e] = self.reserved_name_pos[e] or {}; self.reserved_name_pos[e][n.name] = n.pos end
       else
-        for _, r in ipairs(self:ranges(el, "reserved_range", true)) do
+        local r_list = self:ranges(el, "reserved_range", true)
+        for ix = 1, #r_list do local r = r_list[ix]
           local rr = { start = r.start, ["end"] = r["end"] }
           self.nodes[rr] = { pos = r.pos }
           push(e, "reserved_range", rr)
@@ -405,21 +446,22 @@ end
 function Builder:service(node, scope)
   local s = { name = node.name }
   self.nodes[s] = node
-  for _, el in ipairs(node.body) do
+  local el_list = node.body
+  for ix = 1, #el_list do local el = el_list[ix]
     if el.tag == "rpc" then
       local m = { name = el.name, input_type = el.input, output_type = el.output }
       self.nodes[m] = el
       local service_full = join(scope, s.name)
       local full = service_full .. "." .. el.name
-      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.input, pos = el.input_pos, scope = full,
-        in_scope = service_full, field = "input_type", method = true }
-      self.unresolved[#self.unresolved + 1] = { desc = m, name = el.output, pos = el.output_pos, scope = full,
-        in_scope = service_full, field = "output_type", method = true }
+      local unresolved = self.unresolved
+      unresolved[#unresolved + 1] = { m, el.input, el.input_pos, full, service_full, "input_type" }
+      unresolved[#unresolved + 1] = { m, el.output, el.output_pos, full, service_full, "output_type" }
       if el.client_streaming then m.client_streaming = true end
       if el.server_streaming then m.server_streaming = true end
       if el.body then
         m.options = {} -- protoc gives a method with a { } block an (empty) options message
-        for _, o in ipairs(el.body) do self:options_list(m, { o }, "MethodOptions", full) end
+        local o_list = el.body
+        for ix = 1, #o_list do local o = o_list[ix] self:options_list(m, { o }, "MethodOptions", full) end
       end
       push(s, "method", m)
     elseif el.tag == "option" then
@@ -444,7 +486,8 @@ function Builder:file(tree)
   local body = tree.body
   -- the package first: every scope depends on it
   local package_seen
-  for _, el in ipairs(body) do
+  local el_list = body
+  for ix = 1, #el_list do local el = el_list[ix]
     if el.tag == "package" then
       if package_seen then raise(el.pos, "Multiple package definitions.") end
       package_seen = true
@@ -453,7 +496,8 @@ function Builder:file(tree)
   end
   local scope = fdp.package or ""
   self.cur_scope = scope
-  for _, el in ipairs(body) do
+  local el_list = body
+  for ix = 1, #el_list do local el = el_list[ix]
     local tag = el.tag
     if tag == "import" then
       if self.import_seen[el.path] then raise(el.pos, 'Import "' .. el.path .. '" was listed twice.') end
@@ -469,7 +513,8 @@ function Builder:file(tree)
     elseif tag == "service" then
       push(fdp, "service", self:service(el, scope))
     elseif tag == "extend" then
-      for _, f in ipairs(el.body) do
+      local f_list = el.body
+      for ix = 1, #f_list do local f = f_list[ix]
         push(fdp, "extension", self:field(f, fdp, scope, false, el, fdp))
       end
     elseif tag == "option" then
@@ -486,7 +531,8 @@ end
 function Builder:visible_files()
   local list, seen = { self.fdp }, { [self.name] = true }
   local function add_public(f)
-    for _, i in ipairs(f.public_dependency or EMPTY) do
+    local i_list = f.public_dependency or EMPTY
+    for ix = 1, #i_list do local i = i_list[ix]
       local dep = self.env.file(f.dependency[i + 1])
       if dep and not seen[dep.name] then
         seen[dep.name] = true
@@ -495,7 +541,8 @@ function Builder:visible_files()
       end
     end
   end
-  for _, dname in ipairs(self.fdp.dependency or EMPTY) do
+  local dname_list = self.fdp.dependency or EMPTY
+  for ix = 1, #dname_list do local dname = dname_list[ix]
     local dep = self.env.file(dname)
     if dep and not seen[dep.name] then
       seen[dep.name] = true
@@ -506,13 +553,21 @@ function Builder:visible_files()
   return list
 end
 
-function Builder:find_symbol(full)
+-- the symbol indexes of the visible files; the only one when the file imports nothing
+function Builder:indexes()
   local indexes = self.visible_indexes
   if not indexes then
     indexes = {}
-    for i, f in ipairs(self.visible) do indexes[i] = index_file(f) end
+    local f_list = self.visible
+    for i = 1, #f_list do local f = f_list[i] indexes[i] = index_file(f) end
     self.visible_indexes = indexes
+    if #indexes == 1 then self.only_index = indexes[1] end
   end
+  return indexes
+end
+
+function Builder:find_symbol(full)
+  local indexes = self.visible_indexes or self:indexes()
   local package
   for i = 1, #indexes do
     local s = indexes[i][full]
@@ -532,11 +587,13 @@ function Builder:scope_chain(scope)
   local chain = chains[scope]
   if chain then return chain end
   chain = {}
-  local s = scope
-  while s ~= "" do
-    chain[#chain + 1] = s
-    local dot = s:match("^.*()%.")
-    s = dot and s:sub(1, dot - 1) or ""
+  if scope ~= "" then
+    -- the prefixes before each dot, longest first (plain finds: no pattern matching)
+    local dots, n = {}, 0
+    local dot = find(scope, ".", 1, true)
+    while dot do n = n + 1; dots[n] = dot; dot = find(scope, ".", dot + 1, true) end
+    chain[1] = scope
+    for k = n, 1, -1 do chain[n - k + 2] = sub(scope, 1, dots[k] - 1) end
   end
   chains[scope] = chain
   return chain
@@ -545,17 +602,21 @@ end
 -- protoc's LookupSymbol: innermost scope outward; a dotted name resolves its first component,
 -- then the rest inside it. scope: where the name is used ("" at the top of a file without package).
 function Builder:lookup_in(name, scope, types_only)
-  if name:byte(1) == 46 then -- "."
-    local full = name:sub(2)
+  if byte(name, 1) == 46 then -- "."
+    local full = sub(name, 2)
     return self:find_symbol(full), full
   end
-  local dot = name:find(".", 1, true)
-  local first = dot and name:sub(1, dot - 1) or name
-  local chain = self:scope_chain(scope)
+  local dot = find(name, ".", 1, true)
+  local first = dot and sub(name, 1, dot - 1) or name
+  local chains = self.scope_chains
+  local chain = chains and chains[scope] or self:scope_chain(scope)
+  if not self.visible_indexes then self:indexes() end
+  local only = self.only_index -- one file to look in: index it directly
   for i = 1, #chain do
     local sc = chain[i]
     local try = sc .. "." .. first
-    local s = self:find_symbol(try)
+    local s
+    if only then s = only[try] else s = self:find_symbol(try) end
     if s then
       if dot then
         if aggregate_kinds[s.kind] then
@@ -579,57 +640,67 @@ end
 
 function Builder:not_found(u, full_tried, resolved_name)
   if resolved_name then
-    raise(u.pos, '"' .. u.name .. '" is resolved to "' .. resolved_name .. '", which is not defined. ' ..
+    raise(u[U_POS], '"' .. u[U_NAME] .. '" is resolved to "' .. resolved_name .. '", which is not defined. ' ..
       "The innermost scope is searched first in name resolution. Consider using a leading '.'(i.e., \"." ..
-      u.name .. '") to start from the outermost scope.')
+      u[U_NAME] .. '") to start from the outermost scope.')
   end
   -- defined in a file of the pool this one does not import?
   if self.env.symbol then
     local candidates = {}
-    if u.name:sub(1, 1) == "." then candidates[1] = u.name:sub(2)
+    if u[U_NAME]:sub(1, 1) == "." then candidates[1] = u[U_NAME]:sub(2)
     else
-      local scope = u.scope
+      local scope = u[U_SCOPE]
       while true do
         local dot = scope:match("^.*()%.")
-        if not dot then candidates[#candidates + 1] = u.name; break end
+        if not dot then candidates[#candidates + 1] = u[U_NAME]; break end
         scope = scope:sub(1, dot - 1)
-        candidates[#candidates + 1] = scope .. "." .. u.name
+        candidates[#candidates + 1] = scope .. "." .. u[U_NAME]
       end
     end
-    for _, c in ipairs(candidates) do
+    local c_list = candidates
+    for ix = 1, #c_list do local c = c_list[ix]
       local s = self.env.symbol(c)
       if s and s.file and s.file ~= self.name and s.kind ~= "package" then
-        raise(u.pos, '"' .. u.name .. '" seems to be defined in "' .. s.file .. '", which is not imported by "' ..
+        raise(u[U_POS], '"' .. u[U_NAME] .. '" seems to be defined in "' .. s.file .. '", which is not imported by "' ..
           self.name .. '".  To use it here, please add the necessary import.')
       end
     end
   end
-  raise(u.pos, '"' .. u.name .. '" is not defined.')
+  raise(u[U_POS], '"' .. u[U_NAME] .. '" is not defined.')
 end
 
 -- the unresolved names in protoc's CrossLink order: per message its nested types, then its
 -- fields, then its extensions; per file messages, extensions, services; extendee before type
 function Builder:crosslink_order()
   local by_desc = {}
-  for _, u in ipairs(self.unresolved) do
-    local list = by_desc[u.desc]
-    if not list then list = {}; by_desc[u.desc] = list end
-    if u.field == "extendee" then table.insert(list, 1, u) else list[#list + 1] = u end
+  local u_list = self.unresolved
+  for ix = 1, #u_list do local u = u_list[ix]
+    local list = by_desc[u[U_DESC]]
+    if not list then list = {}; by_desc[u[U_DESC]] = list end
+    if u[U_FIELD] == "extendee" then table.insert(list, 1, u) else list[#list + 1] = u end
   end
   local out = {}
   local function add(desc)
-    for _, u in ipairs(by_desc[desc] or EMPTY) do out[#out + 1] = u end
+    local u_list = by_desc[desc] or EMPTY
+    for ix = 1, #u_list do local u = u_list[ix] out[#out + 1] = u end
   end
   local function message(m)
-    for _, n in ipairs(m.nested_type or EMPTY) do message(n) end
-    for _, f in ipairs(m.field or EMPTY) do add(f) end
-    for _, x in ipairs(m.extension or EMPTY) do add(x) end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] message(n) end
+    local f_list = m.field or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] add(f) end
+    local x_list = m.extension or EMPTY
+    for ix = 1, #x_list do local x = x_list[ix] add(x) end
   end
   local fdp = self.fdp
-  for _, m in ipairs(fdp.message_type or EMPTY) do message(m) end
-  for _, x in ipairs(fdp.extension or EMPTY) do add(x) end
-  for _, sv in ipairs(fdp.service or EMPTY) do
-    for _, m in ipairs(sv.method or EMPTY) do add(m) end
+  local m_list = fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] message(m) end
+  local x_list = fdp.extension or EMPTY
+  for ix = 1, #x_list do local x = x_list[ix] add(x) end
+  local sv_list = fdp.service or EMPTY
+  for ix = 1, #sv_list do local sv = sv_list[ix]
+    local m_list = sv.method or EMPTY
+    for ix = 1, #m_list do local m = m_list[ix] add(m) end
   end
   return out
 end
@@ -647,31 +718,26 @@ function Builder:resolve()
 end
 
 function Builder:resolve_list(list)
-  for _, u in ipairs(list) do
-    if u.direct then
-      u.desc[u.field] = u.direct
-    else
-      local s, full, resolved_name
-      if u.in_scope then
-        s, full, resolved_name = self:lookup_in(u.name, u.in_scope, u.types_only or u.method)
-      else
-        s, full, resolved_name = self:lookup(u.name, u.scope, u.types_only or u.method)
-      end
-      if not s then self:not_found(u, full, resolved_name) end
-      if u.field == "extendee" then
-        if s.kind ~= "message" then raise(u.pos, '"' .. u.name .. '" is not a message type.') end
-        u.desc.extendee = "." .. full
-        self.extendee_desc[u.desc] = s.desc
-      elseif u.method then
-        if s.kind ~= "message" then raise(u.pos, '"' .. u.name .. '" is not a message type.') end
-        u.desc[u.field] = "." .. full
-      else
-        if not type_kinds[s.kind] then raise(u.pos, '"' .. u.name .. '" is not a type.') end
-        u.desc.type_name = "." .. full
-        u.desc.type = s.kind == "message" and "TYPE_MESSAGE" or "TYPE_ENUM"
-        self.type_desc[u.desc] = s.desc
-        self.type_file[u.desc] = s.file
-      end
+  local type_desc, type_file = self.type_desc, self.type_file
+  for i = 1, #list do
+    local u = list[i]
+    local desc, name, field = u[U_DESC], u[U_NAME], u[U_FIELD]
+    local s, full, resolved_name = self:lookup_in(name, u[U_IN_SCOPE], field ~= "extendee")
+    if not s then self:not_found(u, full, resolved_name) end
+    local kind = s.kind
+    if field == "type_name" then
+      if kind ~= "message" and kind ~= "enum" then raise(u[U_POS], '"' .. name .. '" is not a type.') end
+      desc.type_name = "." .. full
+      desc.type = kind == "message" and "TYPE_MESSAGE" or "TYPE_ENUM"
+      type_desc[desc] = s.desc
+      type_file[desc] = s.file
+    elseif field == "extendee" then
+      if kind ~= "message" then raise(u[U_POS], '"' .. name .. '" is not a message type.') end
+      desc.extendee = "." .. full
+      self.extendee_desc[desc] = s.desc
+    else -- a method's input or output
+      if kind ~= "message" then raise(u[U_POS], '"' .. name .. '" is not a message type.') end
+      desc[field] = "." .. full
     end
   end
 end
@@ -715,31 +781,42 @@ function Builder:check_symbols()
   end
   -- protoc's DescriptorBuilder adds a message's, enum's or service's own name after its members
   local function enum(scope, e)
-    for _, v in ipairs(e.value or EMPTY) do define(join(scope, v.name), v, "enum_value") end
+    local v_list = e.value or EMPTY
+    for ix = 1, #v_list do local v = v_list[ix] define(join(scope, v.name), v, "enum_value") end
     define(join(scope, e.name), e, "enum")
   end
   local full_names = self.full_names
   local function message(scope, m)
     local full = full_names[m] or join(scope, m.name)
     -- protoc's BuildMessage order: oneofs, fields, nested types, enums, extensions
-    for _, o in ipairs(m.oneof_decl or EMPTY) do
+    local o_list = m.oneof_decl or EMPTY
+    for ix = 1, #o_list do local o = o_list[ix]
       if self.nodes[o] then define(full .. "." .. o.name, o, "oneof")
       else seen[full .. "." .. o.name] = { kind = "oneof", desc = o, file = file } end
     end
-    for _, f in ipairs(m.field or EMPTY) do define(full_names[f] or full .. "." .. f.name, f, "field") end
-    for _, n in ipairs(m.nested_type or EMPTY) do message(full, n) end
-    for _, e in ipairs(m.enum_type or EMPTY) do enum(full, e) end
-    for _, x in ipairs(m.extension or EMPTY) do define(full_names[x] or full .. "." .. x.name, x, "extension") end
+    local f_list = m.field or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] define(full_names[f] or full .. "." .. f.name, f, "field") end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] message(full, n) end
+    local e_list = m.enum_type or EMPTY
+    for ix = 1, #e_list do local e = e_list[ix] enum(full, e) end
+    local x_list = m.extension or EMPTY
+    for ix = 1, #x_list do local x = x_list[ix] define(full_names[x] or full .. "." .. x.name, x, "extension") end
     define(full, m, "message")
   end
-  for _, m in ipairs(fdp.message_type or EMPTY) do message(pkg, m) end
-  for _, e in ipairs(fdp.enum_type or EMPTY) do enum(pkg, e) end
-  for _, s in ipairs(fdp.service or EMPTY) do
+  local m_list = fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] message(pkg, m) end
+  local e_list = fdp.enum_type or EMPTY
+  for ix = 1, #e_list do local e = e_list[ix] enum(pkg, e) end
+  local s_list = fdp.service or EMPTY
+  for ix = 1, #s_list do local s = s_list[ix]
     local full = join(pkg, s.name)
-    for _, m in ipairs(s.method or EMPTY) do define(join(full, m.name), m, "method") end
+    local m_list = s.method or EMPTY
+    for ix = 1, #m_list do local m = m_list[ix] define(join(full, m.name), m, "method") end
     define(full, s, "service")
   end
-  for _, x in ipairs(fdp.extension or EMPTY) do define(full_names[x] or join(pkg, x.name), x, "extension") end
+  local x_list = fdp.extension or EMPTY
+  for ix = 1, #x_list do local x = x_list[ix] define(full_names[x] or join(pkg, x.name), x, "extension") end
   -- every name is defined once now (packages aside): this is the file's symbol index
   index_cache[fdp] = seen
 end
@@ -795,7 +872,8 @@ function Builder:default_value(fd, v)
     if v.kind ~= "ident" or v.neg then raise(v.pos, "Default value for an enum field must be an identifier.") end
     local e = self.type_desc[fd]
     local found
-    for _, ev in ipairs(e.value or EMPTY) do if ev.name == v.text then found = true break end end
+    local ev_list = e.value or EMPTY
+    for ix = 1, #ev_list do local ev = ev_list[ix] if ev.name == v.text then found = true break end end
     if not found then
       raise(v.pos, 'Enum type "' .. fd.type_name:sub(2) .. '" has no value named "' .. v.text .. '".')
     end
@@ -811,12 +889,17 @@ function Builder:fields_pass()
     if v then b:default_value(fd, v) end
   end
   local function message(m)
-    for _, f in ipairs(m.field or EMPTY) do field(f, m) end
-    for _, f in ipairs(m.extension or EMPTY) do field(f, m) end
-    for _, n in ipairs(m.nested_type or EMPTY) do message(n) end
+    local f_list = m.field or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] field(f, m) end
+    local f_list = m.extension or EMPTY
+    for ix = 1, #f_list do local f = f_list[ix] field(f, m) end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] message(n) end
   end
-  for _, m in ipairs(self.fdp.message_type or EMPTY) do message(m) end
-  for _, f in ipairs(self.fdp.extension or EMPTY) do field(f) end
+  local m_list = self.fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] message(m) end
+  local f_list = self.fdp.extension or EMPTY
+  for ix = 1, #f_list do local f = f_list[ix] field(f) end
 end
 
 -- the validation protoc's DescriptorBuilder makes after cross-linking
@@ -855,18 +938,21 @@ function Builder:validate()
   local function message(m, scope)
     local full = join(scope, m.name)
     local by_number = {}
-    for _, fd in ipairs(m.field or EMPTY) do
-      check_number(fd)
-      local prev = by_number[fd.number]
+    local fd_list = m.field or EMPTY
+    for ix = 1, #fd_list do local fd = fd_list[ix]
+      local n = fd.number
+      if not (n > 0 and n <= 536870911 and (n < 19000 or n > 19999)) then check_number(fd) end
+      local prev = by_number[n]
       if prev then
         raise(b:pos_of(fd, "number_pos"), "Field number " .. fd.number .. ' has already been used in "' .. full ..
           '" by field "' .. prev.name .. '".')
       end
-      by_number[fd.number] = fd
-      field_common(fd, m, full)
+      by_number[n] = fd
+      if fd.options or (proto3 and fd.type == "TYPE_ENUM") then field_common(fd, m, full) end
     end
     -- map entries: key types
-    for _, n in ipairs(m.nested_type or EMPTY) do
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix]
       if n.options and n.options.map_entry and n.field then
         local key = n.field[1]
         if key.type == "TYPE_FLOAT" or key.type == "TYPE_DOUBLE" or key.type == "TYPE_BYTES" or
@@ -880,7 +966,8 @@ function Builder:validate()
       end
     end
     -- reserved
-    for i, rr in ipairs(m.reserved_range or EMPTY) do
+    local rr_list = m.reserved_range or EMPTY
+    for i = 1, #rr_list do local rr = rr_list[i]
       for j = 1, i - 1 do
         local o = m.reserved_range[j]
         if rr.start < o["end"] and o.start < rr["end"] then
@@ -889,12 +976,14 @@ function Builder:validate()
         end
       end
     end
-    for _, er in ipairs(m.extension_range or EMPTY) do
+    local er_list = m.extension_range or EMPTY
+    for ix = 1, #er_list do local er = er_list[ix]
       if er.start <= 0 then raise(b:pos_of(er, "pos"), "Extension numbers must be positive integers.") end
       if er["end"] <= er.start then raise(b:pos_of(er, "pos"), "Extension range end number must be greater than start number.") end
       if er["end"] > 536870912 and not (m.options and m.options.message_set_wire_format) then raise(b:pos_of(er, "pos"), "Extension numbers cannot be greater than 536870911.") end
     end
-    for i, er in ipairs(m.extension_range or EMPTY) do
+    local er_list = m.extension_range or EMPTY
+    for i = 1, #er_list do local er = er_list[i]
       for j = 1, i - 1 do
         local o = m.extension_range[j]
         if er.start < o["end"] and o.start < er["end"] then
@@ -902,7 +991,8 @@ function Builder:validate()
             " overlaps with already-defined range " .. o.start .. " to " .. (o["end"] - 1) .. ".")
         end
       end
-      for _, rr in ipairs(m.reserved_range or EMPTY) do
+      local rr_list = m.reserved_range or EMPTY
+      for ix = 1, #rr_list do local rr = rr_list[ix]
         if er.start < rr["end"] and rr.start < er["end"] then
           raise(b:pos_of(er, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
             " overlaps with reserved range " .. rr.start .. " to " .. (rr["end"] - 1) .. ".")
@@ -910,17 +1000,21 @@ function Builder:validate()
       end
     end
     local reserved_names = {}
-    for _, n in ipairs(m.reserved_name or EMPTY) do reserved_names[n] = true end
+    local n_list = m.reserved_name or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] reserved_names[n] = true end
     local fields = (m.reserved_range or m.reserved_name or m.extension_range) and m.field or EMPTY
-    for _, fd in ipairs(fields) do
-      for _, rr in ipairs(m.reserved_range or EMPTY) do
+    local fd_list = fields
+    for ix = 1, #fd_list do local fd = fd_list[ix]
+      local rr_list = m.reserved_range or EMPTY
+      for ix = 1, #rr_list do local rr = rr_list[ix]
         if fd.number >= rr.start and fd.number < rr["end"] then
           -- protoc prints no position here; ours is the field number's
           raise(b:pos_of(fd, "number_pos"), 'Field "' .. fd.name .. '" uses reserved number ' .. fd.number .. ".")
         end
       end
       if reserved_names[fd.name] then raise(b:pos_of(fd, "name_pos"), 'Field name "' .. fd.name .. '" is reserved.') end
-      for _, er in ipairs(m.extension_range or EMPTY) do
+      local er_list = m.extension_range or EMPTY
+      for ix = 1, #er_list do local er = er_list[ix]
         if fd.number >= er.start and fd.number < er["end"] then
           raise(b:pos_of(er, "pos"), "Extension range " .. er.start .. " to " .. (er["end"] - 1) ..
             ' includes field "' .. fd.name .. '" (' .. fd.number .. ").")
@@ -933,7 +1027,8 @@ function Builder:validate()
         raise(b:pos_of(m.extension_range[1], "pos"), "Extension ranges are not allowed in proto3.")
       end
       local lower = {}
-      for _, fd in ipairs(m.field or EMPTY) do
+      local fd_list = m.field or EMPTY
+      for ix = 1, #fd_list do local fd = fd_list[ix]
         local j = M.json_name(fd.name):lower()
         local prev = lower[j]
         if prev then
@@ -943,21 +1038,28 @@ function Builder:validate()
         lower[j] = fd
       end
     end
-    for _, x in ipairs(m.extension or EMPTY) do b:check_extension(x, full) end
-    for _, n in ipairs(m.nested_type or EMPTY) do message(n, full) end
-    for _, e in ipairs(m.enum_type or EMPTY) do b:check_enum(e, full) end
+    local x_list = m.extension or EMPTY
+    for ix = 1, #x_list do local x = x_list[ix] b:check_extension(x, full) end
+    local n_list = m.nested_type or EMPTY
+    for ix = 1, #n_list do local n = n_list[ix] message(n, full) end
+    local e_list = m.enum_type or EMPTY
+    for ix = 1, #e_list do local e = e_list[ix] b:check_enum(e, full) end
   end
   local pkg = self.fdp.package or ""
-  for _, m in ipairs(self.fdp.message_type or EMPTY) do message(m, pkg) end
-  for _, e in ipairs(self.fdp.enum_type or EMPTY) do self:check_enum(e, pkg) end
-  for _, x in ipairs(self.fdp.extension or EMPTY) do self:check_extension(x, pkg) end
+  local m_list = self.fdp.message_type or EMPTY
+  for ix = 1, #m_list do local m = m_list[ix] message(m, pkg) end
+  local e_list = self.fdp.enum_type or EMPTY
+  for ix = 1, #e_list do local e = e_list[ix] self:check_enum(e, pkg) end
+  local x_list = self.fdp.extension or EMPTY
+  for ix = 1, #x_list do local x = x_list[ix] self:check_extension(x, pkg) end
 end
 
 -- extension numbers already taken, per extendee: "extendee#number" -> full name of the extension
 function Builder:extension_numbers()
   if self.ext_numbers then return self.ext_numbers end
   local taken = {}
-  for _, f in ipairs(self.visible) do
+  local f_list = self.visible
+  for ix = 1, #f_list do local f = f_list[ix]
     if f ~= self.fdp then
       for full, sym in pairs(index_file(f)) do
         if sym.kind == "extension" and sym.desc.extendee then
@@ -987,7 +1089,8 @@ function Builder:check_extension(x, scope)
   local target = self.extendee_desc[x]
   if target then
     local ok = false
-    for _, er in ipairs(target.extension_range or EMPTY) do
+    local er_list = target.extension_range or EMPTY
+    for ix = 1, #er_list do local er = er_list[ix]
       if x.number >= er.start and x.number < er["end"] then ok = true break end
     end
     if not ok then
@@ -1007,7 +1110,8 @@ function Builder:check_enum(e, scope)
   end
   local allow_alias = e.options and e.options.allow_alias
   local by_number = {}
-  for _, v in ipairs(e.value) do
+  local v_list = e.value
+  for ix = 1, #v_list do local v = v_list[ix]
     local prev = by_number[v.number]
     if prev and not allow_alias then
       raise(self:pos_of(v, "number_pos"), '"' .. v.name .. '" uses the same enum value as "' .. prev.name ..
@@ -1019,7 +1123,8 @@ function Builder:check_enum(e, scope)
     local any = false
     for n, _ in pairs(by_number) do
       local count = 0
-      for _, v in ipairs(e.value) do if v.number == n then count = count + 1 end end
+      local v_list = e.value
+      for ix = 1, #v_list do local v = v_list[ix] if v.number == n then count = count + 1 end end
       if count > 1 then any = true end
     end
     if not any then
@@ -1030,7 +1135,8 @@ function Builder:check_enum(e, scope)
     -- values equal after dropping the enum-name prefix and case collide (protoc's EnumValue check)
     local prefix = e.name:gsub("_", ""):lower()
     local seen = {}
-    for _, v in ipairs(e.value) do
+    local v_list = e.value
+    for ix = 1, #v_list do local v = v_list[ix]
       local stripped = v.name:gsub("_", ""):lower()
       if stripped:sub(1, #prefix) == prefix and #stripped > #prefix then stripped = stripped:sub(#prefix + 1) end
       local prev = seen[stripped]
@@ -1043,7 +1149,8 @@ function Builder:check_enum(e, scope)
       seen[stripped] = seen[stripped] or v
     end
   end
-  for i, rr in ipairs(e.reserved_range or EMPTY) do
+  local rr_list = e.reserved_range or EMPTY
+  for i = 1, #rr_list do local rr = rr_list[i]
     if rr["end"] < rr.start then raise(self:pos_of(rr, "pos"), "Reserved range end number must be greater than start number.") end
     for j = 1, i - 1 do
       local o = e.reserved_range[j]
@@ -1054,9 +1161,12 @@ function Builder:check_enum(e, scope)
     end
   end
   local reserved_names = {}
-  for _, n in ipairs(e.reserved_name or EMPTY) do reserved_names[n] = true end
-  for _, v in ipairs(e.value) do
-    for _, rr in ipairs(e.reserved_range or EMPTY) do
+  local n_list = e.reserved_name or EMPTY
+  for ix = 1, #n_list do local n = n_list[ix] reserved_names[n] = true end
+  local v_list = e.value
+  for ix = 1, #v_list do local v = v_list[ix]
+    local rr_list = e.reserved_range or EMPTY
+    for ix = 1, #rr_list do local rr = rr_list[ix]
       if v.number >= rr.start and v.number <= rr["end"] then
         raise(self:pos_of(v, "number_pos"), 'Enum value "' .. v.name .. '" uses reserved number ' .. v.number .. ".")
       end

@@ -7,7 +7,7 @@ local lpeg = require "lpeg"
 local numbers = require "lgrpc.proto.numbers"
 
 local P, R, S, V = lpeg.P, lpeg.R, lpeg.S, lpeg.V
-local C, Cc, Cp, Ct, Cg, Cmt, Cs = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cmt, lpeg.Cs
+local C, Cc, Cp, Ct, Cg, Cmt, Cs, Cb = lpeg.C, lpeg.Cc, lpeg.Cp, lpeg.Ct, lpeg.Cg, lpeg.Cmt, lpeg.Cs, lpeg.Cb
 
 local M = {}
 
@@ -195,17 +195,19 @@ for _, t in ipairs{ "double", "float", "int32", "int64", "uint32", "uint64", "si
   "fixed32", "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes" } do scalar_type[t] = true end
 M.scalar_types = scalar_type
 
--- A top-level definition's captures are turned into its node as soon as it has matched, so
--- LPeg's capture list holds one definition at a time rather than the whole file (it grows by
--- doubling, and the copies are garbage).
-local function settle(_, _, node) return true, node end
+-- A top-level statement's captures are turned into its node as soon as it has matched, and the
+-- node goes straight into the file's body, so LPeg's capture list holds one statement at a time
+-- rather than the whole file (it grows by doubling, and the copies are garbage), and no value
+-- waits on the Lua stack for the end of the match.
+local file_body, syntax_node -- of the file being parsed; set by parse()
+local function keep_statement(_, _, node) file_body[#file_body + 1] = node; return true end
+local function keep_syntax(_, _, node) syntax_node = node; return true end
 
 -- the rules, named as the language spec names them
 local G = { "proto" }
 
-G.proto = skip * Ct(
-  field(V"syntax", "syntax_stmt") ^ -1 *
-  field(Ct((V"import" + V"package" + V"option" + Cmt(V"topLevelDef", settle) + V"emptyStatement") ^ 0), "body")) *
+G.proto = skip * Cmt(V"syntax", keep_syntax) ^ -1 *
+  (Cmt(V"import" + V"package" + V"option" + V"topLevelDef", keep_statement) + V"emptyStatement") ^ 0 *
   (-P(1) + V"topLevelError")
 
 G.topLevelError = Cmt(Cp(), function(s, _, p)
@@ -280,11 +282,6 @@ default_expected = {
 }
 for _, t in ipairs{ "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64",
   "sfixed32", "sfixed64" } do default_expected[t] = "Expected integer for field default value." end
-local function note_type(_, _, t) current_type = t; return true, t end
-local function is_default(_, _, name)
-  default_context = #name == 1 and not name[1].ext and name[1].name == "default"
-  return true, name
-end
 -- protoc's parser checks a default value against the field's scalar type as it reads it
 local int_max = {
   int32 = numbers.INT32_MAX, sint32 = numbers.INT32_MAX, sfixed32 = numbers.INT32_MAX,
@@ -293,7 +290,6 @@ local int_max = {
 }
 local unsigned = { uint32 = true, fixed32 = true, uint64 = true, fixed64 = true }
 local function check_default(_, _, v)
-  if not default_context then return true, v end
   local t = current_type
   local at = v.text_pos or v.pos
   if int_max[t] then
@@ -325,11 +321,24 @@ local function check_default(_, _, v)
   end
   return true, v
 end
-G.fieldOption = Cp() * expect(Cmt(V"optionName", is_default), "Expected identifier.") *
-  expect(sym"=", 'Expected "=".') * expect(Cmt(V"constant", check_default), option_value_expected) *
-  Cmt(Cp(), function() default_context = false; return true end) /
-  function(pos, name, value) return { pos = pos, name = name, value = value } end
+local function enter_default() default_context = true; return true end
+local function leave_default() default_context = false; return true end
+-- an option name that is "default" alone
+local default_name = #(P"default" * -idchar * skip * -P".")
+local function option_node(pos, name, value) return { pos = pos, name = name, value = value } end
+-- [default = x] is checked against the field's type as it is read; any other option needs no
+-- match-time work.
+G.fieldOption = Cp() * (
+  default_name * Cmt(Cp(), enter_default) * V"optionName" * expect(sym"=", 'Expected "=".') *
+    expect(Cmt(V"constant", check_default), option_value_expected) * Cmt(Cp(), leave_default) +
+  expect(V"optionName", "Expected identifier.") * expect(sym"=", 'Expected "=".') *
+    expect(V"constant", option_value_expected)) / option_node
 G.fieldOptions = sym"[" * Ct(V"fieldOption" * (sym"," * V"fieldOption") ^ 0) *
+  expect(sym"]", 'Expected "]".')
+-- enum values and extension ranges: "default" is an option name like any other there
+G.plainOption = Cp() * expect(V"optionName", "Expected identifier.") * expect(sym"=", 'Expected "=".') *
+  expect(V"constant", "Expected option value.") / option_node
+G.plainOptions = sym"[" * Ct(V"plainOption" * (sym"," * V"plainOption") ^ 0) *
   expect(sym"]", 'Expected "]".')
 
 G.topLevelDef = V"message" + V"enum" + V"extend" + V"service"
@@ -368,19 +377,22 @@ local function field_node(pos, label, type_pos, type, name_pos, name, number_pos
     name_pos = name_pos, name = name, number_pos = number_pos, number = number, options = options or nil }
 end
 -- name_pos, name, number_pos, number, options or false
+-- A field's type is kept as a named group and fetched back: as a value for the node, and at match
+-- time for the checks of [default = ...] only when options follow (no match-time function runs
+-- for the usual field, and none hands a value back to LPeg).
+local field_type_kept = Cg(field_type, "field_type") * Cb"field_type"
+local function note_field_type(_, _, t) current_type = t; return true end
+local noted_options = #P"[" * Cmt(Cb"field_type", note_field_type) * V"fieldOptions"
 local field_rest_values = Cp() * expect(ident, "Expected field name.") *
   (sym"=" + fail("Missing field number.")) * Cp() * expect(int32_text(false), "Expected field number.") *
-  (V"fieldOptions" + Cc(false)) * expect(sym";", 'Expected ";".')
-local labelled_type = V"label" * Cp() * expect(Cmt(field_type, note_type), "Expected type name.")
-G.field = Cp() * (labelled_type +
-  Cc(false) * Cp() * Cmt(Cp() * field_type, function(s, i, p, t)
-    label_required(s, i, p)
-    current_type = t
-    return true, t
-  end)) * field_rest_values / field_node
+  (noted_options + Cc(false)) * expect(sym";", 'Expected ";".')
+local labelled_type = V"label" * Cp() * expect(field_type_kept, "Expected type name.")
+-- without a label: proto2 wants one, which protoc's parser reports at the type once it has read it
+local unlabelled_type = Cc(false) * Cg(Cp(), "type_pos") * Cb"type_pos" * Cg(field_type, "field_type") *
+  Cmt(Cb"type_pos", label_required) * Cb"field_type"
+G.field = Cp() * (labelled_type + unlabelled_type) * field_rest_values / field_node
 -- in a oneof, labels are an error the compiler reports
-G.oneofField = Cp() * (labelled_type + Cc(false) * Cp() * Cmt(field_type, note_type)) *
-  field_rest_values / field_node
+G.oneofField = Cp() * (labelled_type + Cc(false) * Cp() * field_type_kept) * field_rest_values / field_node
 
 -- protoc checks a group's proto3-ness and capital letter after its number and options
 local group_kw_pos, group_name_pos, group_name
@@ -415,6 +427,32 @@ G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(C
   (sym"=" + fail("Missing field number.")) * field_number *
   field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 
+-- The usual statement of a message body starts with a label: read the label once, then the
+-- map, group or field it belongs to (once a label has matched, one of the three matches or
+-- raises, as the unlabelled rules below would after reading the label again).
+local map_tail = Ct(P"map" * skip * field(Cp(), "lt_pos") * sym"<" *
+  Cmt(Cp(), function() current_type = "map"; return true end) *
+  field(Cp(), "key_pos") * field(expect(field_type, "Expected type name."), "key_type") *
+  expect(sym",", 'Expected ",".') *
+  field(Cp(), "type_pos") * field(expect(field_type, "Expected type name."), "type") *
+  expect(sym">", 'Expected ">".') *
+  field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
+  (sym"=" + fail("Missing field number.")) * field_number *
+  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+local group_tail = #kw"group" * Ct(field(Cp(), "type_pos") * group_rest)
+-- pos, label, then the map's or group's node or the field's type_pos .. options
+local function labelled_node(pos, label, a, type_name, name_pos, name, number_pos, number, options)
+  if type_name then
+    return { tag = "field", pos = pos, label = label, type_pos = a, type = type_name, name_pos = name_pos,
+      name = name, number_pos = number_pos, number = number, options = options or nil }
+  end
+  a.tag = a.lt_pos and "map" or "group"
+  a.pos, a.label = pos, label
+  return a
+end
+G.labelledField = Cp() * V"label" * (map_tail + group_tail +
+  Cp() * expect(field_type_kept, "Expected type name.") * field_rest_values) / labelled_node
+
 G.oneof = node("oneof", kw"oneof" * field(Cp(), "name_pos") * field(expect(ident, "Expected oneof name."), "name") *
   expect(sym"{", 'Expected "{".') *
   -- at least one statement, and no empty ones (protoc parses a field before looking for "}")
@@ -441,10 +479,10 @@ G.reserved = reserved_rule("Expected field name or number range.")
 G.enumReserved = reserved_rule("Expected enum value or number range.")
 
 G.extensions = node("extensions", kw"extensions" * field(V"ranges", "ranges") *
-  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+  field(V"plainOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
 
 
-G.messageElement = V"option" + V"message" + V"enum" + V"extend" + V"extensions" + V"reserved" +
+G.messageElement = V"labelledField" + V"option" + V"message" + V"enum" + V"extend" + V"extensions" + V"reserved" +
   V"oneof" + V"emptyStatement" + V"mapField" + V"group" + V"field"
 G.messageBody = Ct(V"messageElement" ^ 0) * expect(sym"}", field_expected, "message")
 
@@ -460,7 +498,7 @@ G.enumValue = Cp() * ident *
   expect(sym"=", "Missing numeric value for enum constant.") * Cp() *
   (P"-" * skip * expect(int32_text(true), "Expected integer.") / negative +
     expect(int32_text(false), "Expected integer.")) *
-  (V"fieldOptions" + Cc(false)) * expect(sym";", 'Expected ";".') /
+  (V"plainOptions" + Cc(false)) * expect(sym";", 'Expected ";".') /
   function(pos, name, number_pos, number, options)
     return { tag = "value", pos = pos, name_pos = pos, name = name, number_pos = number_pos, number = number,
       options = options or nil }
@@ -531,12 +569,15 @@ function M.parse(src, name)
   if type(src) ~= "string" then return nil, name .. ": source is not a string" end
   depth, agg_depth, syntax_seen, package_seen = 0, 0, "proto2", false
   current_type, default_context = nil, false
+  file_body, syntax_node = {}, nil
   local ok, tree = pcall(lpeg.match, proto_grammar, src)
   if ok then
     if not tree then return nil, name .. ":1:1: Parse error." end
-    tree.source, tree.name = src, name
+    tree = { syntax_stmt = syntax_node, body = file_body, source = src, name = name }
+    file_body, syntax_node = nil, nil
     return tree
   end
+  file_body, syntax_node = nil, nil
   if type(tree) == "table" and tree.lgrpc_syntax then
     if not tree.pos then return nil, string.format("%s: %s", name, tree.msg) end
     lex_token_start = nil
