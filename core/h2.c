@@ -77,6 +77,7 @@ struct lgrpc_h2_session {
   size_t nstreams, nopen;
   lgrpc_h2_event *qhead, *qtail;
   size_t nevents;
+  size_t nheld;      /* of those, kept back for paused streams by the last take */
   size_t buffered_in, buffered_out;
   int64_t now, idle_since, shutdown_deadline;
   timer_entry *timers;
@@ -1308,15 +1309,21 @@ lgrpc_h2_event *lgrpc_h2_take_events(lgrpc_h2_session *s)
 {
   lgrpc_h2_event *out = NULL, *otail = NULL, *keep = NULL, *ktail = NULL;
   lgrpc_h2_event *ev = s->qhead;
+  size_t held = 0;
   while (ev) {
     lgrpc_h2_event *n = ev->next;
     ev->next = NULL;
     if (ev->stream && ev->stream->abandoned) {
       s->nevents--;
       lgrpc_h2_event_free(s, ev);
-    } else if (ev->stream && ev->stream->paused) {
+    } else if (ev->stream && ev->stream->paused && ev->type != LGRPC_EV_DRAIN &&
+               ev->type != LGRPC_EV_CANCEL && ev->type != LGRPC_EV_DEADLINE) {
+      /* a pause holds back what the stream receives, not word that its sending may go on
+       * (drain) nor that the call is over (cancel, deadline): a handler waiting to send while
+       * its unread requests pile up must still wake */
       if (ktail) ktail->next = ev; else keep = ev;
       ktail = ev;
+      held++;
     } else {
       s->nevents--;
       if (otail) otail->next = ev; else out = ev;
@@ -1326,7 +1333,13 @@ lgrpc_h2_event *lgrpc_h2_take_events(lgrpc_h2_session *s)
   }
   s->qhead = keep;
   s->qtail = ktail;
+  s->nheld = held;
   return out;
+}
+
+int lgrpc_h2_has_ready_events(const lgrpc_h2_session *s)
+{
+  return s->nevents > s->nheld;
 }
 
 void lgrpc_h2_event_free(lgrpc_h2_session *s, lgrpc_h2_event *ev)
@@ -1441,6 +1454,7 @@ void lgrpc_h2_stream_detach(lgrpc_h2_stream *st)
   if (st->handles > 0) st->handles--;
   if (st->handles == 0 && !st->closed) {
     st->abandoned = 1;
+    if (st->paused) st->sess->nheld = 0; /* its held events are dropped at the next take */
     st->paused = 0;
     /* A server stream whose status is already submitted is finished, not abandoned: let
      * nghttp2 write its trailers (send_status has arranged the RST_STREAM(NO_ERROR) it may need). */
@@ -1541,4 +1555,8 @@ int lgrpc_h2_reset(lgrpc_h2_stream *st, uint32_t code)
   return 0;
 }
 
-void lgrpc_h2_pause(lgrpc_h2_stream *st, int paused) { st->paused = paused ? 1 : 0; }
+void lgrpc_h2_pause(lgrpc_h2_stream *st, int paused)
+{
+  if (!paused && st->paused && st->sess) st->sess->nheld = 0; /* held events may go now */
+  st->paused = paused ? 1 : 0;
+}

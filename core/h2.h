@@ -109,6 +109,9 @@ void lgrpc_h2_close(lgrpc_h2_session *s, int error); /* GOAWAY now, then termina
 void lgrpc_h2_shutdown(lgrpc_h2_session *s, int64_t grace_ms);
 
 lgrpc_h2_event *lgrpc_h2_take_events(lgrpc_h2_session *s);
+/* Whether take_events would return something: queued events not held back by a paused stream
+ * (a driver waits without a timeout only when this is 0). */
+int lgrpc_h2_has_ready_events(const lgrpc_h2_session *s);
 void lgrpc_h2_event_free(lgrpc_h2_session *s, lgrpc_h2_event *ev);
 void lgrpc_h2_stats_get(const lgrpc_h2_session *s, lgrpc_h2_stats *st);
 

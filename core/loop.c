@@ -854,13 +854,11 @@ int lgrpc_loop_poll(lgrpc_loop *lp, int64_t timeout)
   }
   for (lgrpc_conn *c = lp->conns; c; c = c->next) {
     int64_t when;
-    lgrpc_h2_stats st;
     if (c->state == C_CONNECTING && c->connect_deadline) {
       int64_t d = c->connect_deadline - lp->now;
       if (wait < 0 || d < wait) wait = d < 0 ? 0 : d;
     }
-    lgrpc_h2_stats_get(c->sess, &st);
-    if (st.queued_events) wait = 0;
+    if (lgrpc_h2_has_ready_events(c->sess)) wait = 0; /* events held by a pause do not count */
     if (lgrpc_h2_next_deadline(c->sess, &when)) {
       int64_t d = when - lp->now;
       if (wait < 0 || d < wait) wait = d < 0 ? 0 : d;

@@ -325,6 +325,30 @@ describe("lgrpc.server", function()
     srv:shutdown(0)
   end)
 
+  it("keeps a bidi stream going when its replies outrun the window while requests pile up", function()
+    -- The handler's send waits for the send buffer to drain while the request stream is paused
+    -- (too many unread requests): the drain must still reach it, and the loop must not spin.
+    local big = string.rep("r", 70000)
+    with({ Bidi = function(stream)
+      for m in stream:iter() do
+        local ok, st = stream:send{ n = m.n, data = big }
+        if not ok then return nil, st end
+      end
+    end }, function(stub)
+      local call = stub:Bidi({ timeout = 20 })
+      for i = 1, 60 do assert(call:send{ n = i }) end
+      call:close_send()
+      local got = 0
+      for m in call:iter() do
+        got = got + 1
+        assert.are.equal(got, m.n)
+        assert.are.equal(70000, #m.data)
+      end
+      assert.are.equal(status.OK, call:status().code)
+      assert.are.equal(60, got)
+    end)
+  end)
+
   it("shows the handler a client that cancels mid-stream", function()
     local seen = {}
     with({ Bidi = function(stream, ctx)
