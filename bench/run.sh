@@ -127,6 +127,10 @@ esac
 
 # Section rpc ----------------------------------------------------------------------------------
 case " $SECTIONS " in *" rpc "*)
+  # the instances (small.bin, large.bin) come from the codec section; rpc alone makes them
+  if [ ! -s "$out/small.bin" ] || [ ! -s "$out/large.bin" ]; then
+    $PY bench/instances.py "$gen" "$out" >/dev/null || { say "rpc: bench/instances.py failed"; exit 1; }
+  fi
   . bench/rpc.sh
 esac
 
