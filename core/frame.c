@@ -81,6 +81,19 @@ void lgrpc_frame_prefix(unsigned char out[LGRPC_FRAME_PREFIX], int compressed, u
   out[4] = (unsigned char)len;
 }
 
+size_t lgrpc_frame_whole(const lgrpc_frame_reader *r, const uint8_t *data, size_t len,
+                         lgrpc_frame_msg *out)
+{
+  if (r->prefix_len || len < LGRPC_FRAME_PREFIX) return 0;
+  uint32_t n = ((uint32_t)data[1] << 24) | ((uint32_t)data[2] << 16) | ((uint32_t)data[3] << 8) |
+               (uint32_t)data[4];
+  if ((r->max_message && n > r->max_message) || len - LGRPC_FRAME_PREFIX < n) return 0;
+  out->data = (char *)data + LGRPC_FRAME_PREFIX;
+  out->len = n;
+  out->compressed = data[0] & 1;
+  return LGRPC_FRAME_PREFIX + (size_t)n;
+}
+
 static void hand_out(lgrpc_frame_reader *r, lgrpc_frame_msg *out)
 {
   out->data = r->buf;
