@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 {
   long n = argc > 1 ? atol(argv[1]) : 10000;
   long inflight = argc > 2 ? atol(argv[2]) : 32;
-  size = argc > 3 ? (size_t)atol(argv[3]) : 12;
+  size = argc > 3 ? (size_t)atol(argv[3]) : 120; /* the bench's small message is 120 bytes */
   payload = malloc(size + 1);
   for (size_t i = 0; i < size; i++) payload[i] = (char)('a' + i % 26);
   lgrpc_h2_config cfg;
