@@ -64,6 +64,7 @@ struct lgrpc_h2_stream {
   unsigned want_drain : 1;
   unsigned local_reset : 1;
   unsigned encoded : 1;       /* peer named a grpc-encoding other than identity */
+  unsigned nocopy : 1;        /* read_cb handed out a NO_COPY frame send_data_cb has not sent */
   int pending;                /* events referring to this struct */
   int handles;                /* Lua handles referring to it: a collected handle's finalizer may
                                  run after a new handle was made for the same stream */
@@ -78,6 +79,7 @@ struct lgrpc_h2_stream {
   /* send */
   lgrpc_bytes out;
   size_t out_off;
+  size_t nocopy_off;          /* where the bytes of the NO_COPY DATA frame being sent start */
   nghttp2_nv *trailers;       /* server: submitted when the data provider reaches EOF; one
                                * allocation (nv_keep), owned by the stream */
   size_t ntrailers;
@@ -111,6 +113,7 @@ struct lgrpc_h2_session {
   struct ev_slot *spare_events;
   lgrpc_h2_stream *spare_streams;
   size_t nspare_events, nspare_streams;
+  lgrpc_bytes *send_out;      /* lgrpc_h2_send's output while it runs (send_data_cb appends) */
   char err[256];
   char conn_err[200];
   char user_agent[sizeof ((lgrpc_h2_config *)0)->user_agent + sizeof LGRPC_UA + 1]; /* client: the config's */         /* nghttp2's last complaint about the peer */
@@ -767,6 +770,28 @@ static void resume(lgrpc_h2_stream *st)
   }
 }
 
+/* Everything queued was taken: the send buffer starts over (and a big one goes). */
+static void out_reset(lgrpc_h2_stream *st)
+{
+  st->out.len = st->out_off = 0;
+  if (st->out.cap > 1 << 20) lgrpc_bytes_free(&st->out);
+}
+
+/* The DATA frame read_cb marked NO_COPY: its header, then its bytes straight from st->out. */
+static int send_data_cb(nghttp2_session *ng, nghttp2_frame *fr, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *ud)
+{
+  lgrpc_h2_session *s = ud;
+  lgrpc_h2_stream *st = src->ptr;
+  if (!st->nocopy || !s->send_out || fr->data.padlen) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  st->nocopy = 0;
+  if (lgrpc_bytes_reserve(s->send_out, 9 + length) != 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  lgrpc_bytes_append(s->send_out, framehd, 9);
+  lgrpc_bytes_append(s->send_out, st->out.data + st->nocopy_off, length);
+  if (st->out_off == st->out.len) out_reset(st);
+  return 0;
+}
+
 static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                        uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -775,12 +800,17 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
   size_t avail = st->out.len - st->out_off;
   size_t n = avail < length ? avail : length;
   if (n) {
-    memcpy(buf, st->out.data + st->out_off, n);
+    if (s->send_out) {
+      /* send_data_cb appends these bytes to the output itself: no copy into nghttp2's frame
+       * buffer. They stay in st->out (nothing runs between this and send_data_cb) */
+      *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+      st->nocopy_off = st->out_off;
+      st->nocopy = 1;
+    } else memcpy(buf, st->out.data + st->out_off, n);
     st->out_off += n;
     buffered(s, 0, -(long)n);
     if (st->out_off == st->out.len) {
-      st->out.len = st->out_off = 0;
-      if (st->out.cap > 1 << 20) lgrpc_bytes_free(&st->out);
+      if (!st->nocopy) out_reset(st);
       if (st->want_drain) {
         st->want_drain = 0;
         ev_new(s, LGRPC_EV_DRAIN, st);
@@ -1346,6 +1376,7 @@ lgrpc_h2_session *lgrpc_h2_session_new(int server, const lgrpc_h2_config *cfg)
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, on_frame_not_send);
   nghttp2_session_callbacks_set_error_callback2(cb, on_error);
+  nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
   nghttp2_option *opt;
   if (nghttp2_option_new(&opt) != 0) { nghttp2_session_callbacks_del(cb); free(s); return NULL; }
   nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -1423,7 +1454,9 @@ int lgrpc_h2_send(lgrpc_h2_session *s, lgrpc_bytes *out)
   if (s->dead) return 0;
   for (;;) {
     const uint8_t *p;
+    s->send_out = out;
     ssize_t n = nghttp2_session_mem_send(s->ng, &p);
+    s->send_out = NULL;
     if (n < 0) {
       set_err(s, "UNAVAILABLE: HTTP/2 error: %s", nghttp2_strerror((int)n), 0, 0);
       char e[256];
