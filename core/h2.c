@@ -32,6 +32,8 @@ typedef struct ev_slot {
 #define SPARE_EVENTS 64
 #define SPARE_STREAMS 32
 #define SPARE_OUT_CAP 4096  /* a spare stream keeps its send buffer up to this size */
+#define FIELD_BLOCK_SIZE 1536 /* header blocks up to this size are reused */
+#define SPARE_BLOCKS 32
 
 typedef struct nv_chunk { struct nv_chunk *next; } nv_chunk;
 /* A header list being built; lives on the caller's stack (see nv_push). */
@@ -80,9 +82,10 @@ struct lgrpc_h2_stream {
   lgrpc_bytes out;
   size_t out_off;
   size_t nocopy_off;          /* where the bytes of the NO_COPY DATA frame being sent start */
-  nghttp2_nv *trailers;       /* server: submitted when the data provider reaches EOF; one
-                               * allocation (nv_keep), owned by the stream */
+  nghttp2_nv *trailers;       /* server: submitted when the data provider reaches EOF; lives
+                               * in trailer_mem (nv_keep) */
   size_t ntrailers;
+  lgrpc_bytes trailer_mem;    /* owned by the stream; a spare stream keeps it */
 };
 
 struct lgrpc_h2_session {
@@ -112,7 +115,8 @@ struct lgrpc_h2_session {
   /* spares kept for reuse while streams are open; all freed when the session is idle */
   struct ev_slot *spare_events;
   lgrpc_h2_stream *spare_streams;
-  size_t nspare_events, nspare_streams;
+  struct field_block *spare_blocks;
+  size_t nspare_events, nspare_streams, nspare_blocks;
   lgrpc_bytes *send_out;      /* lgrpc_h2_send's output while it runs (send_data_cb appends) */
   char err[256];
   char conn_err[200];
@@ -229,14 +233,15 @@ static void nv_free(nvlist *l)
   nv_init(l);
 }
 
-/* One allocation holding a copy of the list (array, then every name and value), for the
- * trailers a stream keeps until its data provider reaches the end. Owner: the stream. */
-static nghttp2_nv *nv_keep(const nvlist *l)
+/* A copy of the list in `mem` (array, then every name and value), for the trailers a stream
+ * keeps until its data provider reaches the end. NULL when out of memory. */
+static nghttp2_nv *nv_keep(const nvlist *l, lgrpc_bytes *mem)
 {
   size_t bytes = l->n * sizeof(nghttp2_nv);
   for (size_t i = 0; i < l->n; i++) bytes += l->nv[i].namelen + l->nv[i].valuelen + 2;
-  nghttp2_nv *out = malloc(bytes ? bytes : 1);
-  if (!out) return NULL;
+  mem->len = 0;
+  if (lgrpc_bytes_reserve(mem, bytes ? bytes : 1) != 0) return NULL;
+  nghttp2_nv *out = (nghttp2_nv *)mem->data;
   char *p = (char *)(out + l->n);
   for (size_t i = 0; i < l->n; i++) {
     out[i] = l->nv[i];
@@ -468,14 +473,22 @@ static int list_has(const char *list, const char *v, size_t n)
  * then the field structs (a list in arrival order), then the names and values. */
 #define NKINDS (LGRPC_HF_RESERVED + 1)
 typedef struct field_block {
+  struct field_block *next;   /* in the session's spares */
+  size_t size;                /* bytes allocated: FIELD_BLOCK_SIZE blocks are reused */
   const lgrpc_h2_field *known[NKINDS];
   lgrpc_h2_field fields[];
 } field_block;
 
-static void fields_free(lgrpc_h2_field *f)
+static void fields_free(lgrpc_h2_session *s, lgrpc_h2_field *f)
 {
   /* every list the session hands out is a whole block, named by its first field */
-  if (f) free((char *)f - offsetof(field_block, fields));
+  if (!f) return;
+  field_block *b = (field_block *)((char *)f - offsetof(field_block, fields));
+  if (b->size == FIELD_BLOCK_SIZE && s->nspare_blocks < SPARE_BLOCKS && !s->freeing) {
+    b->next = s->spare_blocks;
+    s->spare_blocks = b;
+    s->nspare_blocks++;
+  } else free(b);
 }
 
 const lgrpc_h2_field *lgrpc_h2_field_find(const lgrpc_h2_field *f, int kind)
@@ -500,8 +513,17 @@ static lgrpc_h2_field *hblock_take(lgrpc_h2_session *s)
   size_t n = s->hcount, text = s->hblock.len - n * sizeof(field_rec) + n * 2;
   s->hstream = NULL;
   if (n == 0) return NULL;
-  field_block *b = malloc(sizeof *b + n * sizeof(lgrpc_h2_field) + text);
-  if (!b) return NULL;
+  size_t size = sizeof(field_block) + n * sizeof(lgrpc_h2_field) + text;
+  field_block *b = NULL;
+  if (size <= FIELD_BLOCK_SIZE) {
+    size = FIELD_BLOCK_SIZE;
+    if ((b = s->spare_blocks) != NULL) {
+      s->spare_blocks = b->next;
+      s->nspare_blocks--;
+    }
+  }
+  if (!b && !(b = malloc(size))) return NULL;
+  b->size = size;
   memset(b->known, 0, sizeof b->known);
   char *out = (char *)&b->fields[n];
   const char *in = s->hblock.data;
@@ -597,7 +619,7 @@ static char *ev_data(lgrpc_h2_event *ev, size_t n)
 static void ev_release(lgrpc_h2_session *s, lgrpc_h2_event *ev)
 {
   ev_slot *slot = (ev_slot *)ev;
-  fields_free(ev->fields);
+  fields_free(s, ev->fields);
   if (ev->data != slot->data) free(ev->data);
   free(ev->details);
   if (s->nspare_events < SPARE_EVENTS && !s->freeing) {
@@ -631,10 +653,16 @@ static void spares_free(lgrpc_h2_session *s)
   while (s->spare_streams) {
     lgrpc_h2_stream *n = s->spare_streams->next;
     lgrpc_bytes_free(&s->spare_streams->out);
+    lgrpc_bytes_free(&s->spare_streams->trailer_mem);
     free(s->spare_streams);
     s->spare_streams = n;
   }
-  s->nspare_events = s->nspare_streams = 0;
+  while (s->spare_blocks) {
+    struct field_block *n = s->spare_blocks->next;
+    free(s->spare_blocks);
+    s->spare_blocks = n;
+  }
+  s->nspare_events = s->nspare_streams = s->nspare_blocks = 0;
   if (!s->hstream) lgrpc_bytes_free(&s->hblock);
 }
 
@@ -642,13 +670,14 @@ static lgrpc_h2_stream *stream_new(lgrpc_h2_session *s)
 {
   lgrpc_h2_stream *st = s->spare_streams;
   if (st) {
-    /* a spare keeps its send buffer */
-    lgrpc_bytes out = st->out;
+    /* a spare keeps its send and trailer buffers */
+    lgrpc_bytes out = st->out, tm = st->trailer_mem;
     s->spare_streams = st->next;
     s->nspare_streams--;
     memset(st, 0, sizeof *st);
     st->out = out;
     st->out.len = 0;
+    st->trailer_mem = tm;
   } else {
     st = calloc(1, sizeof *st);
     if (!st) return NULL;
@@ -670,20 +699,21 @@ static void stream_release(lgrpc_h2_stream *st)
   buffered(s, 1, -(long)lgrpc_frame_pending(&st->reader));
   buffered(s, 0, -(long)(st->out.len - st->out_off));
   lgrpc_frame_reader_free(&st->reader);
-  free(st->trailers);
-  fields_free(st->hfirst);
+  fields_free(s, st->hfirst);
   if (s->hstream == st) s->hstream = NULL;
   if (st->prev) st->prev->next = st->next; else s->streams = st->next;
   if (st->next) st->next->prev = st->prev;
   s->nstreams--;
   COUNT(g_streams, -1);
-  if (s->nspare_streams < SPARE_STREAMS && !s->freeing && st->out.cap <= SPARE_OUT_CAP) {
+  if (s->nspare_streams < SPARE_STREAMS && !s->freeing && st->out.cap <= SPARE_OUT_CAP &&
+      st->trailer_mem.cap <= SPARE_OUT_CAP) {
     st->next = s->spare_streams;
     s->spare_streams = st;
     s->nspare_streams++;
     return;
   }
   lgrpc_bytes_free(&st->out);
+  lgrpc_bytes_free(&st->trailer_mem);
   free(st);
 }
 
@@ -823,7 +853,6 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       if (nghttp2_submit_trailer(ng, id, st->trailers, st->ntrailers) != 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-      free(st->trailers);
       st->trailers = NULL;
       st->ntrailers = 0;
     }
@@ -906,11 +935,10 @@ static int server_status(lgrpc_h2_stream *st, int code, const char *msg, size_t 
     nv_init(&l);
     rc = status_nv(s, &l, code, msg, msglen, md, nmd, details, dlen);
     if (rc) { nv_free(&l); return rc; }
-    nghttp2_nv *keep = nv_keep(&l);
+    nghttp2_nv *keep = nv_keep(&l, &st->trailer_mem);
     size_t n = l.n;
     nv_free(&l);
     if (!keep) return LGRPC_ENET_NOMEM;
-    free(st->trailers);
     st->trailers = keep;
     st->ntrailers = n;
     st->eof_pending = 1;
@@ -958,7 +986,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr, void *
     nghttp2_session_set_stream_user_data(ng, st->id, st);
   }
   if (!st) return 0;
-  fields_free(st->hfirst);
+  fields_free(st->sess, st->hfirst);
   st->hfirst = NULL;
   st->hsize = 0;
   hblock_reset(s, st);
@@ -1070,9 +1098,9 @@ static void client_final(lgrpc_h2_stream *st, int trailers_only)
     code = ST_UNKNOWN;
     msg = "missing grpc-status in trailers";
   }
-  if (st->ended) { fields_free(fields); return; }
+  if (st->ended) { fields_free(st->sess, fields); return; }
   lgrpc_h2_event *ev = client_status(st, code, NULL);
-  if (!ev) { fields_free(fields); return; }
+  if (!ev) { fields_free(st->sess, fields); return; }
   ev->fields = fields;
   ev->trailers_only = trailers_only;
   lgrpc_h2_field *gm = (lgrpc_h2_field *)lgrpc_h2_field_find(fields, LGRPC_HF_GRPC_MESSAGE);
@@ -1097,7 +1125,7 @@ static void client_headers(lgrpc_h2_session *s, lgrpc_h2_stream *st, const nghtt
 {
   int end = (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (st->hoversize) {
-    fields_free(take_fields(st));
+    fields_free(st->sess, take_fields(st));
     if (!st->closed) nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     st->discard = 1;
     client_status(st, ST_RESOURCE, "response header list exceeds max_header_list");
@@ -1111,7 +1139,7 @@ static void client_headers(lgrpc_h2_session *s, lgrpc_h2_stream *st, const nghtt
     if (st->http_status != 200) {
       char msg[64];
       snprintf(msg, sizeof msg, "unexpected HTTP status %d", st->http_status);
-      fields_free(take_fields(st));
+      fields_free(st->sess, take_fields(st));
       nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
       st->discard = 1;
       client_status(st, http_to_grpc(st->http_status), msg);
@@ -1119,7 +1147,7 @@ static void client_headers(lgrpc_h2_session *s, lgrpc_h2_stream *st, const nghtt
     }
     f = lgrpc_h2_field_find(st->hfirst, LGRPC_HF_CONTENT_TYPE);
     if (!f || !grpc_content_type(f->value, f->valuelen)) {
-      fields_free(take_fields(st));
+      fields_free(st->sess, take_fields(st));
       nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
       st->discard = 1;
       client_status(st, ST_UNKNOWN, "unexpected content-type in response");
@@ -1127,7 +1155,7 @@ static void client_headers(lgrpc_h2_session *s, lgrpc_h2_stream *st, const nghtt
     }
     f = lgrpc_h2_field_find(st->hfirst, LGRPC_HF_ENCODING);
     st->encoded = f != NULL && strcmp(f->value, "identity") != 0;
-    if (st->ended) { fields_free(take_fields(st)); return; }
+    if (st->ended) { fields_free(st->sess, take_fields(st)); return; }
     lgrpc_h2_event *ev = ev_new(s, LGRPC_EV_HEADERS, st);
     if (ev) ev->fields = take_fields(st);
     return;
@@ -1146,14 +1174,14 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
   case NGHTTP2_HEADERS:
     if (!st) return 0;
     if (s->hstream == st) {
-      fields_free(st->hfirst);
+      fields_free(st->sess, st->hfirst);
       st->hfirst = hblock_take(s);
       if (!st->hfirst && s->hcount) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     if (s->server) {
       if (fr->headers.cat == NGHTTP2_HCAT_REQUEST) server_request(s, st, fr);
       else {
-        fields_free(take_fields(st));
+        fields_free(st->sess, take_fields(st));
         if (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) server_half_close(st);
       }
     } else {
@@ -1536,7 +1564,8 @@ void lgrpc_h2_tick(lgrpc_h2_session *s, int64_t now)
     if (s->nopen == 0) s->idle_since = now;
   }
   s->now = now;
-  if (s->nopen == 0 && (s->nspare_events || s->nspare_streams || s->hblock.cap)) spares_free(s);
+  if (s->nopen == 0 && (s->nspare_events || s->nspare_streams || s->nspare_blocks || s->hblock.cap))
+    spares_free(s);
   if (s->dead) return;
   while (s->ntimers && s->timers[0].when <= now) {
     int32_t id = s->timers[0].id;
