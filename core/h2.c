@@ -32,7 +32,7 @@ typedef struct ev_slot {
 #define SPARE_EVENTS 64
 #define SPARE_STREAMS 32
 #define SPARE_OUT_CAP 4096  /* a spare stream keeps its send buffer up to this size */
-#define FIELD_BLOCK_SIZE 1536 /* header blocks up to this size are reused */
+#define FIELD_BLOCK_SIZE 1024 /* header blocks up to this size are reused */
 #define SPARE_BLOCKS 32
 
 typedef struct nv_chunk { struct nv_chunk *next; } nv_chunk;
