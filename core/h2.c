@@ -107,9 +107,10 @@ struct lgrpc_h2_session {
   int64_t now, idle_since, shutdown_deadline;
   timer_entry *timers;
   size_t ntimers, timers_cap;
-  /* the header block being received (blocks never interleave): records of kind, name length,
-   * value length, name, value; made into one allocation of fields when the frame ends */
-  lgrpc_bytes hblock;
+  /* the header block being received (blocks never interleave): the text as the block will
+   * hold it (name NUL value NUL ...) and a record per field; made into one allocation of
+   * fields when the frame ends */
+  lgrpc_bytes hblock, hrecs;
   lgrpc_h2_stream *hstream;   /* whose block it is (NULL: none being collected) */
   size_t hcount;
   /* spares kept for reuse while streams are open; all freed when the session is idle */
@@ -503,6 +504,7 @@ typedef struct field_rec { uint32_t kind, namelen, valuelen; } field_rec;
 static void hblock_reset(lgrpc_h2_session *s, lgrpc_h2_stream *st)
 {
   s->hblock.len = 0;
+  s->hrecs.len = 0;
   s->hcount = 0;
   s->hstream = st;
 }
@@ -510,7 +512,7 @@ static void hblock_reset(lgrpc_h2_session *s, lgrpc_h2_stream *st)
 /* The collected block as one allocation of fields; NULL when it is empty or memory ran out. */
 static lgrpc_h2_field *hblock_take(lgrpc_h2_session *s)
 {
-  size_t n = s->hcount, text = s->hblock.len - n * sizeof(field_rec) + n * 2;
+  size_t n = s->hcount, text = s->hblock.len;
   s->hstream = NULL;
   if (n == 0) return NULL;
   size_t size = sizeof(field_block) + n * sizeof(lgrpc_h2_field) + text;
@@ -526,31 +528,23 @@ static lgrpc_h2_field *hblock_take(lgrpc_h2_session *s)
   b->size = size;
   memset(b->known, 0, sizeof b->known);
   char *out = (char *)&b->fields[n];
-  const char *in = s->hblock.data;
-  for (size_t i = 0; i < n; i++) {
-    field_rec r;
-    memcpy(&r, in, sizeof r);
-    in += sizeof r;
+  memcpy(out, s->hblock.data, text);
+  const field_rec *r = (const field_rec *)s->hrecs.data;
+  for (size_t i = 0; i < n; i++, r++) {
     lgrpc_h2_field *f = &b->fields[i];
     f->next = i + 1 < n ? &b->fields[i + 1] : NULL;
     f->known = NULL;
-    f->kind = (int)r.kind;
-    f->namelen = r.namelen;
-    f->valuelen = r.valuelen;
+    f->kind = (int)r->kind;
+    f->namelen = r->namelen;
+    f->valuelen = r->valuelen;
     f->name = out;
-    memcpy(out, in, r.namelen);
-    out[r.namelen] = 0;
-    out += r.namelen + 1;
-    in += r.namelen;
-    f->value = out;
-    if (r.valuelen) memcpy(out, in, r.valuelen);
-    out[r.valuelen] = 0;
-    out += r.valuelen + 1;
-    in += r.valuelen;
-    if (!b->known[r.kind]) b->known[r.kind] = f;
+    f->value = out + r->namelen + 1;
+    out += r->namelen + r->valuelen + 2;
+    if (!b->known[r->kind]) b->known[r->kind] = f;
   }
   b->fields[0].known = b->known;
   s->hblock.len = 0;
+  s->hrecs.len = 0;
   s->hcount = 0;
   return b->fields;
 }
@@ -663,7 +657,10 @@ static void spares_free(lgrpc_h2_session *s)
     s->spare_blocks = n;
   }
   s->nspare_events = s->nspare_streams = s->nspare_blocks = 0;
-  if (!s->hstream) lgrpc_bytes_free(&s->hblock);
+  if (!s->hstream) {
+    lgrpc_bytes_free(&s->hblock);
+    lgrpc_bytes_free(&s->hrecs);
+  }
 }
 
 static lgrpc_h2_stream *stream_new(lgrpc_h2_session *s)
@@ -1006,13 +1003,18 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
     return 0;
   }
   field_rec r = { (uint32_t)classify(name, namelen), (uint32_t)namelen, (uint32_t)valuelen };
-  if (lgrpc_bytes_reserve(&s->hblock, sizeof r + namelen + valuelen) != 0)
+  if ((s->hblock.cap - s->hblock.len < namelen + valuelen + 2 &&
+       lgrpc_bytes_reserve(&s->hblock, namelen + valuelen + 2) != 0) ||
+      (s->hrecs.cap - s->hrecs.len < sizeof r && lgrpc_bytes_reserve(&s->hrecs, sizeof r) != 0))
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  memcpy(s->hrecs.data + s->hrecs.len, &r, sizeof r);
+  s->hrecs.len += sizeof r;
   char *p = s->hblock.data + s->hblock.len;
-  memcpy(p, &r, sizeof r);
-  memcpy(p + sizeof r, name, namelen);
-  if (valuelen) memcpy(p + sizeof r + namelen, value, valuelen);
-  s->hblock.len += sizeof r + namelen + valuelen;
+  memcpy(p, name, namelen);
+  p[namelen] = 0;
+  if (valuelen) memcpy(p + namelen + 1, value, valuelen);
+  p[namelen + 1 + valuelen] = 0;
+  s->hblock.len += namelen + valuelen + 2;
   s->hcount++;
   return 0;
 }
@@ -1442,6 +1444,7 @@ void lgrpc_h2_session_free(lgrpc_h2_session *s)
   }
   while (s->streams) stream_release(s->streams);
   nghttp2_session_del(s->ng);
+  s->hstream = NULL;
   spares_free(s);
   free(s->timers);
   COUNT(g_sessions, -1);
