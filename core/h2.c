@@ -31,7 +31,7 @@ typedef struct ev_slot {
 } ev_slot;
 #define SPARE_EVENTS 64
 #define SPARE_STREAMS 32
-#define SPARE_OUT_CAP 4096  /* a spare stream keeps its send buffer up to this size */
+#define SPARE_OUT_CAP 1024  /* a spare stream keeps its send and trailer buffers up to this size */
 #define FIELD_BLOCK_SIZE 1024 /* header blocks up to this size are reused */
 #define SPARE_BLOCKS 32
 
