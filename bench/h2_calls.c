@@ -6,8 +6,12 @@
  *   valgrind --tool=callgrind build/h2_calls N [inflight] [size]
  *   valgrind build/h2_calls N ...   ("total heap usage: A allocs"; the difference between two N
  *                                    divided by the difference of N is allocations per call)
+ *   build/h2_calls heap K         server heap (mallinfo2) per idle session, and per unary call
+ *                                 in flight with K requests on one session (events taken and
+ *                                 freed as the binding does, no answer yet)
  * Checks every reply (status OK, echoed bytes) and exits 1 on anything else, so it cannot
  * count a broken transport as a fast one. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,8 +113,67 @@ static void client(void)
   }
 }
 
+static void drop_events(lgrpc_h2_session *s, int attach_requests, int *requests)
+{
+  lgrpc_h2_event *ev = lgrpc_h2_take_events(s);
+  while (ev) {
+    lgrpc_h2_event *next = ev->next;
+    if (ev->type == LGRPC_EV_REQUEST && attach_requests) {
+      lgrpc_h2_stream_attach(ev->stream);
+      (*requests)++;
+    }
+    lgrpc_h2_event_free(s, ev);
+    ev = next;
+  }
+}
+
+/* Heap held by server sessions: idle ones, and one with k calls in flight. */
+static int heap(int k)
+{
+  lgrpc_h2_config cfg;
+  lgrpc_h2_config_default(&cfg);
+  lgrpc_bytes w = {0};
+  int n = 0, idle = 200;
+  lgrpc_h2_session **srvs = calloc((size_t)idle, sizeof *srvs);
+  size_t before = mallinfo2().uordblks;
+  for (int i = 0; i < idle; i++) {
+    /* the settings exchange, then the clock: the state of an idle accepted connection */
+    lgrpc_h2_session *c = lgrpc_h2_session_new(0, &cfg);
+    srvs[i] = lgrpc_h2_session_new(1, &cfg);
+    for (int r = 0; r < 2; r++) { pump(c, srvs[i], &w); pump(srvs[i], c, &w); }
+    drop_events(srvs[i], 0, &n);
+    lgrpc_h2_tick(srvs[i], 1);
+    lgrpc_h2_session_free(c);
+  }
+  printf("idle server session: %zu bytes of heap\n", (mallinfo2().uordblks - before) / (size_t)idle);
+  for (int i = 0; i < idle; i++) lgrpc_h2_session_free(srvs[i]);
+  free(srvs);
+  cli = lgrpc_h2_session_new(0, &cfg);
+  srv = lgrpc_h2_session_new(1, &cfg);
+  for (int r = 0; r < 2; r++) { pump(cli, srv, &w); pump(srv, cli, &w); }
+  lgrpc_h2_tick(srv, 1);
+  for (int i = 0; i < k; i++) start_call();
+  w.len = 0;
+  lgrpc_h2_send(cli, &w);
+  before = mallinfo2().uordblks;
+  if (lgrpc_h2_recv(srv, (const uint8_t *)w.data, w.len) != 0) return 1;
+  drop_events(srv, 1, &n);
+  printf("%d calls in flight: %zu bytes of server heap per call\n", n, (mallinfo2().uordblks - before) / (size_t)(n ? n : 1));
+  lgrpc_h2_session_free(cli);
+  lgrpc_h2_session_free(srv);
+  lgrpc_bytes_free(&w);
+  return n != k;
+}
+
 int main(int argc, char **argv)
 {
+  if (argc > 1 && strcmp(argv[1], "heap") == 0) {
+    size = 120;
+    payload = calloc(1, size);
+    int rc = heap(argc > 2 ? atoi(argv[2]) : 100);
+    free(payload);
+    return rc;
+  }
   long n = argc > 1 ? atol(argv[1]) : 10000;
   long inflight = argc > 2 ? atol(argv[2]) : 32;
   size = argc > 3 ? (size_t)atol(argv[3]) : 120; /* the bench's small message is 120 bytes */

@@ -120,8 +120,7 @@ struct lgrpc_h2_session {
   size_t nspare_events, nspare_streams, nspare_blocks;
   lgrpc_bytes *send_out;      /* lgrpc_h2_send's output while it runs (send_data_cb appends) */
   char err[256];
-  char conn_err[200];
-  char user_agent[sizeof ((lgrpc_h2_config *)0)->user_agent + sizeof LGRPC_UA + 1]; /* client: the config's */         /* nghttp2's last complaint about the peer */
+  char conn_err[200];         /* nghttp2's last complaint about the peer */
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -1395,7 +1394,6 @@ lgrpc_h2_session *lgrpc_h2_session_new(int server, const lgrpc_h2_config *cfg)
   if (!s) return NULL;
   s->cfg = *cfg;
   s->server = server;
-  snprintf(s->user_agent, sizeof s->user_agent, "%s%s%s", cfg->user_agent, cfg->user_agent[0] ? " " : "", LGRPC_UA);
   nghttp2_session_callbacks *cb;
   if (nghttp2_session_callbacks_new(&cb) != 0) { free(s); return NULL; }
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
@@ -1689,10 +1687,10 @@ lgrpc_h2_stream *lgrpc_h2_request_new(lgrpc_h2_session *s, const lgrpc_h2_reques
   if (!rc) rc = nv_adds(&l, "te", "trailers");
   if (!rc) rc = nv_adds(&l, "content-type", ct);
   if (!rc) {
-    if (!req->user_agent) rc = nv_adds(&l, "user-agent", s->user_agent);
+    const char *pre = req->user_agent ? req->user_agent : s->cfg.user_agent;
+    if (!*pre) rc = nv_adds(&l, "user-agent", LGRPC_UA);
     else {
       char ua[512];
-      const char *pre = req->user_agent;
       snprintf(ua, sizeof ua, "%s%s%s", pre, *pre ? " " : "", LGRPC_UA);
       rc = nv_add(&l, "user-agent", 10, ua, strlen(ua));
     }
