@@ -1,6 +1,6 @@
 /* frame.c — gRPC message framing and reassembly, and the transport's error strings.
- * Owns the reassembly buffer of one stream; never allocates more than the announced length
- * nor much more than twice the bytes that really arrived, never touches nghttp2, Lua or the clock. */
+ * Owns the reassembly buffer of one stream; never allocates more than the announced length nor
+ * much more than twice the bytes that really arrived; never touches nghttp2, Lua or the clock. */
 #include <stdlib.h>
 #include <string.h>
 #include "frame.h"
