@@ -1,6 +1,6 @@
 /* frame.c — gRPC message framing and reassembly, and the transport's error strings.
- * Owns the reassembly buffer of one stream; never allocates more than the announced length
- * (growing geometrically as bytes really arrive), never touches nghttp2, Lua or the clock. */
+ * Owns the reassembly buffer of one stream; never allocates more than the announced length nor
+ * much more than twice the bytes that really arrived; never touches nghttp2, Lua or the clock. */
 #include <stdlib.h>
 #include <string.h>
 #include "frame.h"
@@ -81,6 +81,19 @@ void lgrpc_frame_prefix(unsigned char out[LGRPC_FRAME_PREFIX], int compressed, u
   out[4] = (unsigned char)len;
 }
 
+size_t lgrpc_frame_whole(const lgrpc_frame_reader *r, const uint8_t *data, size_t len,
+                         lgrpc_frame_msg *out)
+{
+  if (r->prefix_len || len < LGRPC_FRAME_PREFIX) return 0;
+  uint32_t n = ((uint32_t)data[1] << 24) | ((uint32_t)data[2] << 16) | ((uint32_t)data[3] << 8) |
+               (uint32_t)data[4];
+  if ((r->max_message && n > r->max_message) || len - LGRPC_FRAME_PREFIX < n) return 0;
+  out->data = (char *)data + LGRPC_FRAME_PREFIX;
+  out->len = n;
+  out->compressed = data[0] & 1;
+  return LGRPC_FRAME_PREFIX + (size_t)n;
+}
+
 static void hand_out(lgrpc_frame_reader *r, lgrpc_frame_msg *out)
 {
   out->data = r->buf;
@@ -123,9 +136,11 @@ int lgrpc_frame_feed(lgrpc_frame_reader *r, const uint8_t *data, size_t len, siz
   size_t want = r->msg_len - r->len;
   size_t take = len - pos < want ? len - pos : want;
   if (r->cap - r->len < take) {
-    size_t cap = r->cap ? r->cap : 1024;
-    while (cap < r->len + take) cap *= 2;
-    if (cap > r->msg_len) cap = r->msg_len;
+    /* twice what has arrived (at least 1 KiB), or the whole message when that is within an
+     * eighth of it: a 64 KiB message in 16 KiB DATA frames is then reallocated once, not
+     * once per doubling from 1 KiB and again for the last few bytes of the prefix's offset */
+    size_t need = r->len + take, cap = need > 512 ? 2 * need : 1024;
+    if (cap >= r->msg_len || r->msg_len - cap < cap / 8) cap = r->msg_len;
     char *p = realloc(r->buf, cap);
     if (!p) return LGRPC_ENET_NOMEM;
     r->buf = p;

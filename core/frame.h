@@ -53,6 +53,11 @@ void lgrpc_frame_reader_free(lgrpc_frame_reader *r);
  * LGRPC_ENET_NOMEM. */
 int lgrpc_frame_feed(lgrpc_frame_reader *r, const uint8_t *data, size_t len, size_t *used,
                      lgrpc_frame_msg *out);
+/* When the reader holds nothing and `data` starts with a whole message within the size limit:
+ * points out->data into `data` (borrowed, not owned) and returns the bytes the message spans,
+ * prefix included, so the caller copies it once to where it goes. Otherwise 0: feed instead. */
+size_t lgrpc_frame_whole(const lgrpc_frame_reader *r, const uint8_t *data, size_t len,
+                         lgrpc_frame_msg *out);
 /* Bytes held (prefix + partial payload). */
 size_t lgrpc_frame_pending(const lgrpc_frame_reader *r);
 /* Writes the 5-byte prefix. */

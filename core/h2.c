@@ -22,7 +22,28 @@ static long g_sessions, g_streams, g_buffered;
 
 typedef struct timer_entry { int64_t when; int32_t id; } timer_entry;
 
-typedef struct nvlist { nghttp2_nv *nv; size_t n, cap; } nvlist;
+/* An event and room for a short payload (a small message, a status text) in one allocation. */
+#define EV_SLOT_SIZE 256
+#define EV_INLINE (EV_SLOT_SIZE - sizeof(lgrpc_h2_event))
+typedef struct ev_slot {
+  lgrpc_h2_event ev;
+  char data[EV_INLINE];
+} ev_slot;
+#define SPARE_EVENTS 64
+#define SPARE_STREAMS 32
+#define SPARE_OUT_CAP 1024  /* a spare stream keeps its send and trailer buffers up to this size */
+#define FIELD_BLOCK_SIZE 1024 /* header blocks up to this size are reused */
+#define SPARE_BLOCKS 32
+
+typedef struct nv_chunk { struct nv_chunk *next; } nv_chunk;
+/* A header list being built; lives on the caller's stack (see nv_push). */
+typedef struct nvlist {
+  nghttp2_nv *nv;             /* nv0, or malloc'd past its size */
+  size_t n, cap, used;
+  nv_chunk *chunks;           /* heap space for made text that did not fit in mem0 */
+  nghttp2_nv nv0[16];
+  char mem0[512];
+} nvlist;
 
 struct lgrpc_h2_stream {
   lgrpc_h2_session *sess;
@@ -45,6 +66,7 @@ struct lgrpc_h2_stream {
   unsigned want_drain : 1;
   unsigned local_reset : 1;
   unsigned encoded : 1;       /* peer named a grpc-encoding other than identity */
+  unsigned nocopy : 1;        /* read_cb handed out a NO_COPY frame send_data_cb has not sent */
   int pending;                /* events referring to this struct */
   int handles;                /* Lua handles referring to it: a collected handle's finalizer may
                                  run after a new handle was made for the same stream */
@@ -54,12 +76,16 @@ struct lgrpc_h2_stream {
   size_t undelivered;         /* complete messages queued, not yet taken */
   size_t unconsumed;          /* bytes not yet credited to the stream window */
   size_t held;                /* bytes of undelivered messages */
-  lgrpc_h2_field *hfirst, *hlast;
+  lgrpc_h2_field *hfirst;      /* the last header block received, not yet taken (one allocation) */
   size_t hsize;
   /* send */
   lgrpc_bytes out;
   size_t out_off;
-  nvlist trailers;            /* server: submitted when the data provider reaches EOF */
+  size_t nocopy_off;          /* where the bytes of the NO_COPY DATA frame being sent start */
+  nghttp2_nv *trailers;       /* server: submitted when the data provider reaches EOF; lives
+                               * in trailer_mem (nv_keep) */
+  size_t ntrailers;
+  lgrpc_bytes trailer_mem;    /* owned by the stream; a spare stream keeps it */
 };
 
 struct lgrpc_h2_session {
@@ -82,6 +108,18 @@ struct lgrpc_h2_session {
   int64_t now, idle_since, shutdown_deadline;
   timer_entry *timers;
   size_t ntimers, timers_cap;
+  /* the header block being received (blocks never interleave): the text as the block will
+   * hold it (name NUL value NUL ...) and a record per field; made into one allocation of
+   * fields when the frame ends */
+  lgrpc_bytes hblock, hrecs;
+  lgrpc_h2_stream *hstream;   /* whose block it is (NULL: none being collected) */
+  size_t hcount;
+  /* spares kept for reuse while streams are open; all freed when the session is idle */
+  struct ev_slot *spare_events;
+  lgrpc_h2_stream *spare_streams;
+  struct field_block *spare_blocks;
+  size_t nspare_events, nspare_streams, nspare_blocks;
+  lgrpc_bytes *send_out;      /* lgrpc_h2_send's output while it runs (send_data_cb appends) */
   char err[256];
   char conn_err[200];         /* nghttp2's last complaint about the peer */
 };
@@ -119,41 +157,105 @@ const char *lgrpc_h2_status_name(int code)
   return code >= 0 && code <= 16 ? names[code] : "UNKNOWN";
 }
 
-static int nv_add(nvlist *l, const char *name, size_t nlen, const char *val, size_t vlen)
+/* nv lists point at their names and values; nghttp2 copies the whole list when it is
+ * submitted, so literals and the caller's buffers are used as they are, and only text the
+ * session makes (base64, percent-encoding, numbers) is written into the list's own space: a
+ * block on the caller's stack, then heap chunks that never move (nv entries point into them). */
+static int nv_push(nvlist *l, const char *name, size_t nlen, const char *val, size_t vlen)
 {
   if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 8;
-    nghttp2_nv *p = realloc(l->nv, cap * sizeof *p);
+    size_t cap = l->cap * 2;
+    nghttp2_nv *p;
+    if (l->nv == l->nv0) {
+      p = malloc(cap * sizeof *p);
+      if (p) memcpy(p, l->nv0, sizeof l->nv0);
+    } else p = realloc(l->nv, cap * sizeof *p);
     if (!p) return LGRPC_ENET_NOMEM;
     l->nv = p;
     l->cap = cap;
   }
-  char *mem = malloc(nlen + vlen + 2);
-  if (!mem) return LGRPC_ENET_NOMEM;
-  memcpy(mem, name, nlen);
-  mem[nlen] = 0;
-  if (vlen) memcpy(mem + nlen + 1, val, vlen);
-  mem[nlen + 1 + vlen] = 0;
   nghttp2_nv *nv = &l->nv[l->n++];
-  nv->name = (uint8_t *)mem;
+  nv->name = (uint8_t *)name;
   nv->namelen = nlen;
-  nv->value = (uint8_t *)mem + nlen + 1;
+  nv->value = (uint8_t *)val;
   nv->valuelen = vlen;
   nv->flags = NGHTTP2_NV_FLAG_NONE;
   return 0;
 }
 
+static void nv_init(nvlist *l)
+{
+  l->nv = l->nv0;
+  l->n = 0;
+  l->cap = sizeof l->nv0 / sizeof l->nv0[0];
+  l->used = 0;
+  l->chunks = NULL;
+}
+
+/* n bytes of space that stay put until nv_free; NULL when out of memory. */
+static char *nv_space(nvlist *l, size_t n)
+{
+  if (sizeof l->mem0 - l->used >= n) {
+    char *p = l->mem0 + l->used;
+    l->used += n;
+    return p;
+  }
+  nv_chunk *c = malloc(sizeof *c + n);
+  if (!c) return NULL;
+  c->next = l->chunks;
+  l->chunks = c;
+  return (char *)(c + 1);
+}
+
+/* A name and value the list must keep (the caller's copy goes away before the submit). */
+static int nv_add(nvlist *l, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+  char *v = nv_space(l, vlen + 1);
+  if (!v) return LGRPC_ENET_NOMEM;
+  if (vlen) memcpy(v, val, vlen);
+  v[vlen] = 0;
+  return nv_push(l, name, nlen, v, vlen);
+}
+
+/* A literal name with a value that outlives the submit (a literal, config, the caller's). */
 static int nv_adds(nvlist *l, const char *name, const char *val)
 {
-  return nv_add(l, name, strlen(name), val, strlen(val));
+  return nv_push(l, name, strlen(name), val, strlen(val));
 }
 
 static void nv_free(nvlist *l)
 {
-  for (size_t i = 0; i < l->n; i++) free(l->nv[i].name);
-  free(l->nv);
-  l->nv = NULL;
-  l->n = l->cap = 0;
+  while (l->chunks) {
+    nv_chunk *n = l->chunks->next;
+    free(l->chunks);
+    l->chunks = n;
+  }
+  if (l->nv != l->nv0) free(l->nv);
+  nv_init(l);
+}
+
+/* A copy of the list in `mem` (array, then every name and value), for the trailers a stream
+ * keeps until its data provider reaches the end. NULL when out of memory. */
+static nghttp2_nv *nv_keep(const nvlist *l, lgrpc_bytes *mem)
+{
+  size_t bytes = l->n * sizeof(nghttp2_nv);
+  for (size_t i = 0; i < l->n; i++) bytes += l->nv[i].namelen + l->nv[i].valuelen + 2;
+  mem->len = 0;
+  if (lgrpc_bytes_reserve(mem, bytes ? bytes : 1) != 0) return NULL;
+  nghttp2_nv *out = (nghttp2_nv *)mem->data;
+  char *p = (char *)(out + l->n);
+  for (size_t i = 0; i < l->n; i++) {
+    out[i] = l->nv[i];
+    out[i].name = (uint8_t *)p;
+    memcpy(p, l->nv[i].name, l->nv[i].namelen);
+    p[l->nv[i].namelen] = 0;
+    p += l->nv[i].namelen + 1;
+    out[i].value = (uint8_t *)p;
+    if (l->nv[i].valuelen) memcpy(p, l->nv[i].value, l->nv[i].valuelen);
+    p[l->nv[i].valuelen] = 0;
+    p += l->nv[i].valuelen + 1;
+  }
+  return out;
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -216,7 +318,8 @@ static int is_reserved_key(const char *k, size_t n)
          (n == 4 && memcmp(k, "host", 4) == 0) || (n == 10 && memcmp(k, "connection", 10) == 0);
 }
 
-/* Appends validated metadata to an nv list; -bin values are base64-encoded (unpadded). */
+/* Appends validated metadata to an nv list; -bin values are base64-encoded (unpadded). The
+ * list points at md's names and values: they must stay valid until the list is submitted. */
 static int nv_add_md(lgrpc_h2_session *s, nvlist *l, const lgrpc_h2_md *md, size_t nmd)
 {
   for (size_t i = 0; i < nmd; i++) {
@@ -236,11 +339,10 @@ static int nv_add_md(lgrpc_h2_session *s, nvlist *l, const lgrpc_h2_md *md, size
     }
     int rc;
     if (kn > 4 && memcmp(k + kn - 4, "-bin", 4) == 0) {
-      char *enc = malloc(md[i].valuelen / 3 * 4 + 4);
+      char *enc = nv_space(l, md[i].valuelen / 3 * 4 + 4);
       if (!enc) return LGRPC_ENET_NOMEM;
       size_t en = b64_encode((const unsigned char *)md[i].value, md[i].valuelen, enc);
-      rc = nv_add(l, k, kn, enc, en);
-      free(enc);
+      rc = nv_push(l, k, kn, enc, en);
     } else {
       for (size_t j = 0; j < md[i].valuelen; j++) {
         unsigned char c = (unsigned char)md[i].value[j];
@@ -249,17 +351,16 @@ static int nv_add_md(lgrpc_h2_session *s, nvlist *l, const lgrpc_h2_md *md, size
           return LGRPC_ENET_ARG;
         }
       }
-      rc = nv_add(l, k, kn, md[i].value, md[i].valuelen);
+      rc = nv_push(l, k, kn, md[i].value, md[i].valuelen);
     }
     if (rc) return rc;
   }
   return 0;
 }
 
-static char *percent_encode(const char *m, size_t n, size_t *outn)
+/* o: room for n * 3 bytes. Returns the encoded length. */
+static size_t percent_encode(const char *m, size_t n, char *o)
 {
-  char *o = malloc(n * 3 + 1);
-  if (!o) return NULL;
   size_t j = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)m[i];
@@ -269,8 +370,7 @@ static char *percent_encode(const char *m, size_t n, size_t *outn)
       o[j++] = "0123456789ABCDEF"[c & 15];
     } else o[j++] = (char)c;
   }
-  *outn = j;
-  return o;
+  return j;
 }
 
 static int hexval(char c)
@@ -370,19 +470,83 @@ static int list_has(const char *list, const char *v, size_t n)
 
 /* ---- fields ----------------------------------------------------------------------------- */
 
-static void fields_free(lgrpc_h2_field *f)
+/* A header block's fields live in one allocation: the index of the first field of each kind,
+ * then the field structs (a list in arrival order), then the names and values. */
+#define NKINDS (LGRPC_HF_RESERVED + 1)
+typedef struct field_block {
+  struct field_block *next;   /* in the session's spares */
+  size_t size;                /* bytes allocated: FIELD_BLOCK_SIZE blocks are reused */
+  const lgrpc_h2_field *known[NKINDS];
+  lgrpc_h2_field fields[];
+} field_block;
+
+static void fields_free(lgrpc_h2_session *s, lgrpc_h2_field *f)
 {
-  while (f) {
-    lgrpc_h2_field *n = f->next;
-    free(f);
-    f = n;
-  }
+  /* every list the session hands out is a whole block, named by its first field */
+  if (!f) return;
+  field_block *b = (field_block *)((char *)f - offsetof(field_block, fields));
+  if (b->size == FIELD_BLOCK_SIZE && s->nspare_blocks < SPARE_BLOCKS && !s->freeing) {
+    b->next = s->spare_blocks;
+    s->spare_blocks = b;
+    s->nspare_blocks++;
+  } else free(b);
 }
 
 const lgrpc_h2_field *lgrpc_h2_field_find(const lgrpc_h2_field *f, int kind)
 {
+  if (f && f->known && kind >= 0 && kind < NKINDS) return f->known[kind];
   for (; f; f = f->next) if (f->kind == kind) return f;
   return NULL;
+}
+
+typedef struct field_rec { uint32_t kind, namelen, valuelen; } field_rec;
+
+static void hblock_reset(lgrpc_h2_session *s, lgrpc_h2_stream *st)
+{
+  s->hblock.len = 0;
+  s->hrecs.len = 0;
+  s->hcount = 0;
+  s->hstream = st;
+}
+
+/* The collected block as one allocation of fields; NULL when it is empty or memory ran out. */
+static lgrpc_h2_field *hblock_take(lgrpc_h2_session *s)
+{
+  size_t n = s->hcount, text = s->hblock.len;
+  s->hstream = NULL;
+  if (n == 0) return NULL;
+  size_t size = sizeof(field_block) + n * sizeof(lgrpc_h2_field) + text;
+  field_block *b = NULL;
+  if (size <= FIELD_BLOCK_SIZE) {
+    size = FIELD_BLOCK_SIZE;
+    if ((b = s->spare_blocks) != NULL) {
+      s->spare_blocks = b->next;
+      s->nspare_blocks--;
+    }
+  }
+  if (!b && !(b = malloc(size))) return NULL;
+  b->size = size;
+  memset(b->known, 0, sizeof b->known);
+  char *out = (char *)&b->fields[n];
+  memcpy(out, s->hblock.data, text);
+  const field_rec *r = (const field_rec *)s->hrecs.data;
+  for (size_t i = 0; i < n; i++, r++) {
+    lgrpc_h2_field *f = &b->fields[i];
+    f->next = i + 1 < n ? &b->fields[i + 1] : NULL;
+    f->known = NULL;
+    f->kind = (int)r->kind;
+    f->namelen = r->namelen;
+    f->valuelen = r->valuelen;
+    f->name = out;
+    f->value = out + r->namelen + 1;
+    out += r->namelen + r->valuelen + 2;
+    if (!b->known[r->kind]) b->known[r->kind] = f;
+  }
+  b->fields[0].known = b->known;
+  s->hblock.len = 0;
+  s->hrecs.len = 0;
+  s->hcount = 0;
+  return b->fields;
 }
 
 static int classify(const uint8_t *n, size_t len)
@@ -416,8 +580,17 @@ static int classify(const uint8_t *n, size_t len)
 
 static lgrpc_h2_event *ev_new(lgrpc_h2_session *s, int type, lgrpc_h2_stream *st)
 {
-  lgrpc_h2_event *ev = calloc(1, sizeof *ev);
-  if (!ev) return NULL;
+  ev_slot *slot = s->spare_events;
+  if (slot) {
+    s->spare_events = (ev_slot *)slot->ev.next;
+    s->nspare_events--;
+    memset(&slot->ev, 0, sizeof slot->ev);
+  } else {
+    slot = malloc(sizeof *slot);
+    if (!slot) return NULL;
+    memset(&slot->ev, 0, sizeof slot->ev);
+  }
+  lgrpc_h2_event *ev = &slot->ev;
   ev->type = type;
   ev->stream = st;
   ev->h2code = -1;
@@ -429,10 +602,30 @@ static lgrpc_h2_event *ev_new(lgrpc_h2_session *s, int type, lgrpc_h2_stream *st
   return ev;
 }
 
+/* Room for n bytes and a NUL in ev->data: inside the event's slot when it fits. */
+static char *ev_data(lgrpc_h2_event *ev, size_t n)
+{
+  ev->data = n < EV_INLINE ? ((ev_slot *)ev)->data : malloc(n + 1);
+  return ev->data;
+}
+
+/* Frees what the event owns and keeps its slot as a spare (or frees it). */
+static void ev_release(lgrpc_h2_session *s, lgrpc_h2_event *ev)
+{
+  ev_slot *slot = (ev_slot *)ev;
+  fields_free(s, ev->fields);
+  if (ev->data != slot->data) free(ev->data);
+  free(ev->details);
+  if (s->nspare_events < SPARE_EVENTS && !s->freeing) {
+    ev->next = (lgrpc_h2_event *)s->spare_events;
+    s->spare_events = slot;
+    s->nspare_events++;
+  } else free(slot);
+}
+
 static void ev_text(lgrpc_h2_event *ev, const char *text, size_t n)
 {
-  ev->data = malloc(n + 1);
-  if (!ev->data) return;
+  if (!ev_data(ev, n)) return;
   if (n) memcpy(ev->data, text, n);
   ev->data[n] = 0;
   ev->len = n;
@@ -442,10 +635,50 @@ static void stream_maybe_free(lgrpc_h2_stream *st);
 
 /* ---- streams ---------------------------------------------------------------------------- */
 
+/* Frees the spare events and streams and the header block scratch: an idle session holds
+ * nothing it does not need. */
+static void spares_free(lgrpc_h2_session *s)
+{
+  while (s->spare_events) {
+    ev_slot *n = (ev_slot *)s->spare_events->ev.next;
+    free(s->spare_events);
+    s->spare_events = n;
+  }
+  while (s->spare_streams) {
+    lgrpc_h2_stream *n = s->spare_streams->next;
+    lgrpc_bytes_free(&s->spare_streams->out);
+    lgrpc_bytes_free(&s->spare_streams->trailer_mem);
+    free(s->spare_streams);
+    s->spare_streams = n;
+  }
+  while (s->spare_blocks) {
+    struct field_block *n = s->spare_blocks->next;
+    free(s->spare_blocks);
+    s->spare_blocks = n;
+  }
+  s->nspare_events = s->nspare_streams = s->nspare_blocks = 0;
+  if (!s->hstream) {
+    lgrpc_bytes_free(&s->hblock);
+    lgrpc_bytes_free(&s->hrecs);
+  }
+}
+
 static lgrpc_h2_stream *stream_new(lgrpc_h2_session *s)
 {
-  lgrpc_h2_stream *st = calloc(1, sizeof *st);
-  if (!st) return NULL;
+  lgrpc_h2_stream *st = s->spare_streams;
+  if (st) {
+    /* a spare keeps its send and trailer buffers */
+    lgrpc_bytes out = st->out, tm = st->trailer_mem;
+    s->spare_streams = st->next;
+    s->nspare_streams--;
+    memset(st, 0, sizeof *st);
+    st->out = out;
+    st->out.len = 0;
+    st->trailer_mem = tm;
+  } else {
+    st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+  }
   st->sess = s;
   lgrpc_frame_reader_init(&st->reader, s->cfg.max_recv_message);
   st->next = s->streams;
@@ -463,13 +696,21 @@ static void stream_release(lgrpc_h2_stream *st)
   buffered(s, 1, -(long)lgrpc_frame_pending(&st->reader));
   buffered(s, 0, -(long)(st->out.len - st->out_off));
   lgrpc_frame_reader_free(&st->reader);
-  lgrpc_bytes_free(&st->out);
-  nv_free(&st->trailers);
-  fields_free(st->hfirst);
+  fields_free(s, st->hfirst);
+  if (s->hstream == st) s->hstream = NULL;
   if (st->prev) st->prev->next = st->next; else s->streams = st->next;
   if (st->next) st->next->prev = st->prev;
   s->nstreams--;
   COUNT(g_streams, -1);
+  if (s->nspare_streams < SPARE_STREAMS && !s->freeing && st->out.cap <= SPARE_OUT_CAP &&
+      st->trailer_mem.cap <= SPARE_OUT_CAP) {
+    st->next = s->spare_streams;
+    s->spare_streams = st;
+    s->nspare_streams++;
+    return;
+  }
+  lgrpc_bytes_free(&st->out);
+  lgrpc_bytes_free(&st->trailer_mem);
   free(st);
 }
 
@@ -556,6 +797,28 @@ static void resume(lgrpc_h2_stream *st)
   }
 }
 
+/* Everything queued was taken: the send buffer starts over (and a big one goes). */
+static void out_reset(lgrpc_h2_stream *st)
+{
+  st->out.len = st->out_off = 0;
+  if (st->out.cap > 1 << 20) lgrpc_bytes_free(&st->out);
+}
+
+/* The DATA frame read_cb marked NO_COPY: its header, then its bytes straight from st->out. */
+static int send_data_cb(nghttp2_session *ng, nghttp2_frame *fr, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *ud)
+{
+  lgrpc_h2_session *s = ud;
+  lgrpc_h2_stream *st = src->ptr;
+  if (!st->nocopy || !s->send_out || fr->data.padlen) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  st->nocopy = 0;
+  if (lgrpc_bytes_reserve(s->send_out, 9 + length) != 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  lgrpc_bytes_append(s->send_out, framehd, 9);
+  lgrpc_bytes_append(s->send_out, st->out.data + st->nocopy_off, length);
+  if (st->out_off == st->out.len) out_reset(st);
+  return 0;
+}
+
 static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                        uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -564,12 +827,17 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
   size_t avail = st->out.len - st->out_off;
   size_t n = avail < length ? avail : length;
   if (n) {
-    memcpy(buf, st->out.data + st->out_off, n);
+    if (s->send_out) {
+      /* send_data_cb appends these bytes to the output itself: no copy into nghttp2's frame
+       * buffer. They stay in st->out (nothing runs between this and send_data_cb) */
+      *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+      st->nocopy_off = st->out_off;
+      st->nocopy = 1;
+    } else memcpy(buf, st->out.data + st->out_off, n);
     st->out_off += n;
     buffered(s, 0, -(long)n);
     if (st->out_off == st->out.len) {
-      st->out.len = st->out_off = 0;
-      if (st->out.cap > 1 << 20) lgrpc_bytes_free(&st->out);
+      if (!st->nocopy) out_reset(st);
       if (st->want_drain) {
         st->want_drain = 0;
         ev_new(s, LGRPC_EV_DRAIN, st);
@@ -580,9 +848,10 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (s->server) {
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      if (nghttp2_submit_trailer(ng, id, st->trailers.nv, st->trailers.n) != 0)
+      if (nghttp2_submit_trailer(ng, id, st->trailers, st->ntrailers) != 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-      nv_free(&st->trailers);
+      st->trailers = NULL;
+      st->ntrailers = 0;
     }
     return (ssize_t)n;
   }
@@ -598,7 +867,8 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
 static int submit_headers(lgrpc_h2_stream *st, const lgrpc_h2_md *md, size_t nmd)
 {
   lgrpc_h2_session *s = st->sess;
-  nvlist l = {0};
+  nvlist l;
+  nv_init(&l);
   int rc = nv_adds(&l, ":status", "200");
   if (!rc) rc = nv_adds(&l, "content-type", "application/grpc");
   if (!rc) rc = nv_add_md(s, &l, md, nmd);
@@ -620,21 +890,20 @@ static int status_nv(lgrpc_h2_session *s, nvlist *l, int code, const char *msg, 
                      const lgrpc_h2_md *md, size_t nmd, const char *details, size_t dlen)
 {
   char num[16];
-  snprintf(num, sizeof num, "%d", code);
-  int rc = nv_adds(l, "grpc-status", num);
+  size_t nl = 0;
+  unsigned u = (unsigned)code;
+  do { num[sizeof num - 1 - nl++] = (char)('0' + u % 10); u /= 10; } while (u && nl < sizeof num);
+  int rc = nv_add(l, "grpc-status", 11, num + sizeof num - nl, nl);
   if (!rc && msglen) {
-    size_t en;
-    char *enc = percent_encode(msg, msglen, &en);
+    char *enc = nv_space(l, msglen * 3);
     if (!enc) return LGRPC_ENET_NOMEM;
-    rc = nv_add(l, "grpc-message", 12, enc, en);
-    free(enc);
+    rc = nv_push(l, "grpc-message", 12, enc, percent_encode(msg, msglen, enc));
   }
   if (!rc && details && dlen) {
-    char *enc = malloc(dlen / 3 * 4 + 4);
+    char *enc = nv_space(l, dlen / 3 * 4 + 4);
     if (!enc) return LGRPC_ENET_NOMEM;
     size_t en = b64_encode((const unsigned char *)details, dlen, enc);
-    rc = nv_add(l, "grpc-status-details-bin", 23, enc, en);
-    free(enc);
+    rc = nv_push(l, "grpc-status-details-bin", 23, enc, en);
   }
   if (!rc) rc = nv_add_md(s, l, md, nmd);
   return rc;
@@ -648,7 +917,8 @@ static int server_status(lgrpc_h2_stream *st, int code, const char *msg, size_t 
   lgrpc_h2_session *s = st->sess;
   int rc;
   if (!st->headers_sent) {
-    nvlist l = {0};
+    nvlist l;
+    nv_init(&l);
     rc = nv_adds(&l, ":status", "200");
     if (!rc) rc = nv_adds(&l, "content-type", "application/grpc");
     if (!rc && accept_encoding) rc = nv_adds(&l, "grpc-accept-encoding", accept_encoding);
@@ -658,11 +928,16 @@ static int server_status(lgrpc_h2_stream *st, int code, const char *msg, size_t 
     if (rc) return rc;
     st->headers_sent = 1;
   } else {
-    nvlist l = {0};
+    nvlist l;
+    nv_init(&l);
     rc = status_nv(s, &l, code, msg, msglen, md, nmd, details, dlen);
     if (rc) { nv_free(&l); return rc; }
-    nv_free(&st->trailers);
-    st->trailers = l;
+    nghttp2_nv *keep = nv_keep(&l, &st->trailer_mem);
+    size_t n = l.n;
+    nv_free(&l);
+    if (!keep) return LGRPC_ENET_NOMEM;
+    st->trailers = keep;
+    st->ntrailers = n;
     st->eof_pending = 1;
     resume(st);
   }
@@ -708,9 +983,10 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr, void *
     nghttp2_session_set_stream_user_data(ng, st->id, st);
   }
   if (!st) return 0;
-  fields_free(st->hfirst);
-  st->hfirst = st->hlast = NULL;
+  fields_free(st->sess, st->hfirst);
+  st->hfirst = NULL;
   st->hsize = 0;
+  hblock_reset(s, st);
   return 0;
 }
 
@@ -719,35 +995,34 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
 {
   lgrpc_h2_session *s = ud;
   lgrpc_h2_stream *st = nghttp2_session_get_stream_user_data(ng, fr->hd.stream_id);
-  if (!st || st->hoversize) return 0;
+  if (!st || st->hoversize || s->hstream != st) return 0;
   st->hsize += namelen + valuelen + 32;
   if (s->cfg.max_header_list && st->hsize > s->cfg.max_header_list) {
     st->hoversize = 1;
-    fields_free(st->hfirst);
-    st->hfirst = st->hlast = NULL;
+    hblock_reset(s, st);
     return 0;
   }
-  lgrpc_h2_field *f = malloc(sizeof *f + namelen + valuelen + 2);
-  if (!f) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  f->next = NULL;
-  f->kind = classify(name, namelen);
-  f->name = (char *)(f + 1);
-  f->value = f->name + namelen + 1;
-  memcpy(f->name, name, namelen);
-  f->name[namelen] = 0;
-  if (valuelen) memcpy(f->value, value, valuelen);
-  f->value[valuelen] = 0;
-  f->namelen = namelen;
-  f->valuelen = valuelen;
-  if (st->hlast) st->hlast->next = f; else st->hfirst = f;
-  st->hlast = f;
+  field_rec r = { (uint32_t)classify(name, namelen), (uint32_t)namelen, (uint32_t)valuelen };
+  if ((s->hblock.cap - s->hblock.len < namelen + valuelen + 2 &&
+       lgrpc_bytes_reserve(&s->hblock, namelen + valuelen + 2) != 0) ||
+      (s->hrecs.cap - s->hrecs.len < sizeof r && lgrpc_bytes_reserve(&s->hrecs, sizeof r) != 0))
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  memcpy(s->hrecs.data + s->hrecs.len, &r, sizeof r);
+  s->hrecs.len += sizeof r;
+  char *p = s->hblock.data + s->hblock.len;
+  memcpy(p, name, namelen);
+  p[namelen] = 0;
+  if (valuelen) memcpy(p + namelen + 1, value, valuelen);
+  p[namelen + 1 + valuelen] = 0;
+  s->hblock.len += namelen + valuelen + 2;
+  s->hcount++;
   return 0;
 }
 
 static lgrpc_h2_field *take_fields(lgrpc_h2_stream *st)
 {
   lgrpc_h2_field *f = st->hfirst;
-  st->hfirst = st->hlast = NULL;
+  st->hfirst = NULL;
   st->hsize = 0;
   return f;
 }
@@ -825,9 +1100,9 @@ static void client_final(lgrpc_h2_stream *st, int trailers_only)
     code = ST_UNKNOWN;
     msg = "missing grpc-status in trailers";
   }
-  if (st->ended) { fields_free(fields); return; }
+  if (st->ended) { fields_free(st->sess, fields); return; }
   lgrpc_h2_event *ev = client_status(st, code, NULL);
-  if (!ev) { fields_free(fields); return; }
+  if (!ev) { fields_free(st->sess, fields); return; }
   ev->fields = fields;
   ev->trailers_only = trailers_only;
   lgrpc_h2_field *gm = (lgrpc_h2_field *)lgrpc_h2_field_find(fields, LGRPC_HF_GRPC_MESSAGE);
@@ -852,7 +1127,7 @@ static void client_headers(lgrpc_h2_session *s, lgrpc_h2_stream *st, const nghtt
 {
   int end = (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (st->hoversize) {
-    fields_free(take_fields(st));
+    fields_free(st->sess, take_fields(st));
     if (!st->closed) nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     st->discard = 1;
     client_status(st, ST_RESOURCE, "response header list exceeds max_header_list");
@@ -866,7 +1141,7 @@ static void client_headers(lgrpc_h2_session *s, lgrpc_h2_stream *st, const nghtt
     if (st->http_status != 200) {
       char msg[64];
       snprintf(msg, sizeof msg, "unexpected HTTP status %d", st->http_status);
-      fields_free(take_fields(st));
+      fields_free(st->sess, take_fields(st));
       nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
       st->discard = 1;
       client_status(st, http_to_grpc(st->http_status), msg);
@@ -874,7 +1149,7 @@ static void client_headers(lgrpc_h2_session *s, lgrpc_h2_stream *st, const nghtt
     }
     f = lgrpc_h2_field_find(st->hfirst, LGRPC_HF_CONTENT_TYPE);
     if (!f || !grpc_content_type(f->value, f->valuelen)) {
-      fields_free(take_fields(st));
+      fields_free(st->sess, take_fields(st));
       nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
       st->discard = 1;
       client_status(st, ST_UNKNOWN, "unexpected content-type in response");
@@ -882,7 +1157,7 @@ static void client_headers(lgrpc_h2_session *s, lgrpc_h2_stream *st, const nghtt
     }
     f = lgrpc_h2_field_find(st->hfirst, LGRPC_HF_ENCODING);
     st->encoded = f != NULL && strcmp(f->value, "identity") != 0;
-    if (st->ended) { fields_free(take_fields(st)); return; }
+    if (st->ended) { fields_free(st->sess, take_fields(st)); return; }
     lgrpc_h2_event *ev = ev_new(s, LGRPC_EV_HEADERS, st);
     if (ev) ev->fields = take_fields(st);
     return;
@@ -900,10 +1175,15 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
   switch (fr->hd.type) {
   case NGHTTP2_HEADERS:
     if (!st) return 0;
+    if (s->hstream == st) {
+      fields_free(st->sess, st->hfirst);
+      st->hfirst = hblock_take(s);
+      if (!st->hfirst && s->hcount) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     if (s->server) {
       if (fr->headers.cat == NGHTTP2_HCAT_REQUEST) server_request(s, st, fr);
       else {
-        fields_free(take_fields(st));
+        fields_free(st->sess, take_fields(st));
         if (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) server_half_close(st);
       }
     } else {
@@ -955,7 +1235,9 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     lgrpc_frame_msg m;
     size_t before = lgrpc_frame_pending(&st->reader);
     int waiting = st->undelivered > 0;
-    int rc = lgrpc_frame_feed(&st->reader, data + pos, len - pos, &used, &m);
+    /* a message wholly inside this chunk is copied once, from nghttp2's input to the event */
+    int borrowed = (used = lgrpc_frame_whole(&st->reader, data + pos, len - pos, &m)) != 0;
+    int rc = borrowed ? 1 : lgrpc_frame_feed(&st->reader, data + pos, len - pos, &used, &m);
     pos += used;
     if (waiting) st->unconsumed += used;
     else nghttp2_session_consume_stream(ng, id, used);
@@ -981,7 +1263,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     /* a complete message; the compressed flag needs a grpc-encoding other than identity */
     if (m.compressed && !st->encoded) {
       const char *msg = "compressed message received without grpc-encoding";
-      free(m.data);
+      if (!borrowed) free(m.data);
       lgrpc_frame_reader_free(&st->reader);
       if (s->server) server_abort(st, ST_INTERNAL, msg);
       else {
@@ -991,9 +1273,20 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
       }
       return 0;
     }
+    const char *from = NULL;
+    if (borrowed) {
+      /* short: into the event's slot; else a copy the event owns, as the reader's would be */
+      from = m.data;
+      m.data = NULL;
+      if (m.len >= EV_INLINE && !(m.data = malloc(m.len + 1))) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     lgrpc_h2_event *ev = ev_new(s, LGRPC_EV_MESSAGE, st);
     if (!ev) { free(m.data); return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; }
-    ev->data = m.data;
+    ev->data = m.data ? m.data : ((ev_slot *)ev)->data;
+    if (from) {
+      if (m.len) memcpy(ev->data, from, m.len);
+      ev->data[m.len] = 0;
+    }
     ev->len = m.len;
     ev->compressed = m.compressed;
     st->undelivered++;
@@ -1112,9 +1405,13 @@ lgrpc_h2_session *lgrpc_h2_session_new(int server, const lgrpc_h2_config *cfg)
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, on_frame_not_send);
   nghttp2_session_callbacks_set_error_callback2(cb, on_error);
+  nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
   nghttp2_option *opt;
   if (nghttp2_option_new(&opt) != 0) { nghttp2_session_callbacks_del(cb); free(s); return NULL; }
   nghttp2_option_set_no_auto_window_update(opt, 1);
+  /* nghttp2 keeps closed streams for the priority tree (up to max_concurrent_streams of them,
+   * ~0.3 KiB each): gRPC does not use priorities, and a busy connection would hold ~300 KiB */
+  nghttp2_option_set_no_closed_streams(opt, 1);
   int rc = server ? nghttp2_session_server_new2(&s->ng, cb, s, opt)
                   : nghttp2_session_client_new2(&s->ng, cb, s, opt);
   nghttp2_option_del(opt);
@@ -1143,15 +1440,14 @@ void lgrpc_h2_session_free(lgrpc_h2_session *s)
   lgrpc_h2_event *ev = s->qhead;
   while (ev) {
     lgrpc_h2_event *n = ev->next;
-    fields_free(ev->fields);
-    free(ev->data);
-    free(ev->details);
     if (ev->type == LGRPC_EV_MESSAGE) buffered(s, 1, -(long)ev->len);
-    free(ev);
+    ev_release(s, ev);
     ev = n;
   }
   while (s->streams) stream_release(s->streams);
   nghttp2_session_del(s->ng);
+  s->hstream = NULL;
+  spares_free(s);
   free(s->timers);
   COUNT(g_sessions, -1);
   free(s);
@@ -1191,7 +1487,9 @@ int lgrpc_h2_send(lgrpc_h2_session *s, lgrpc_bytes *out)
   if (s->dead) return 0;
   for (;;) {
     const uint8_t *p;
+    s->send_out = out;
     ssize_t n = nghttp2_session_mem_send(s->ng, &p);
+    s->send_out = NULL;
     if (n < 0) {
       set_err(s, "UNAVAILABLE: HTTP/2 error: %s", nghttp2_strerror((int)n), 0, 0);
       char e[256];
@@ -1271,6 +1569,8 @@ void lgrpc_h2_tick(lgrpc_h2_session *s, int64_t now)
     if (s->nopen == 0) s->idle_since = now;
   }
   s->now = now;
+  if (s->nopen == 0 && (s->nspare_events || s->nspare_streams || s->nspare_blocks || s->hblock.cap))
+    spares_free(s);
   if (s->dead) return;
   while (s->ntimers && s->timers[0].when <= now) {
     int32_t id = s->timers[0].id;
@@ -1353,10 +1653,7 @@ void lgrpc_h2_event_free(lgrpc_h2_session *s, lgrpc_h2_event *ev)
       st->unconsumed = 0;
     }
   }
-  fields_free(ev->fields);
-  free(ev->data);
-  free(ev->details);
-  free(ev);
+  ev_release(s, ev);
   if (st) {
     st->pending--;
     stream_maybe_free(st);
@@ -1394,26 +1691,30 @@ lgrpc_h2_stream *lgrpc_h2_request_new(lgrpc_h2_session *s, const lgrpc_h2_reques
     *err = LGRPC_ENET_ARG;
     return NULL;
   }
-  nvlist l = {0};
+  nvlist l;
+  nv_init(&l);
   int rc = nv_adds(&l, ":method", "POST");
   if (!rc) rc = nv_adds(&l, ":scheme", s->cfg.scheme);
-  if (!rc) rc = nv_add(&l, ":path", 5, req->path, req->pathlen);
+  if (!rc) rc = nv_push(&l, ":path", 5, req->path, req->pathlen);
   if (!rc) {
-    if (req->authority) rc = nv_add(&l, ":authority", 10, req->authority, req->authoritylen);
+    if (req->authority) rc = nv_push(&l, ":authority", 10, req->authority, req->authoritylen);
     else rc = nv_adds(&l, ":authority", s->cfg.authority);
   }
   if (!rc) rc = nv_adds(&l, "te", "trailers");
   if (!rc) rc = nv_adds(&l, "content-type", ct);
   if (!rc) {
-    char ua[512];
     const char *pre = req->user_agent ? req->user_agent : s->cfg.user_agent;
-    snprintf(ua, sizeof ua, "%s%s%s", pre, *pre ? " " : "", LGRPC_UA);
-    rc = nv_adds(&l, "user-agent", ua);
+    if (!*pre) rc = nv_adds(&l, "user-agent", LGRPC_UA);
+    else {
+      char ua[512];
+      snprintf(ua, sizeof ua, "%s%s%s", pre, *pre ? " " : "", LGRPC_UA);
+      rc = nv_add(&l, "user-agent", 10, ua, strlen(ua));
+    }
   }
   if (!rc && req->timeout >= 0) {
     char tb[32];
     format_timeout(req->timeout, tb, sizeof tb);
-    rc = nv_adds(&l, "grpc-timeout", tb);
+    rc = nv_add(&l, "grpc-timeout", 12, tb, strlen(tb));
   }
   if (!rc && req->encoding) rc = nv_adds(&l, "grpc-encoding", req->encoding);
   if (!rc && req->accept_encoding) rc = nv_adds(&l, "grpc-accept-encoding", req->accept_encoding);

@@ -36,12 +36,15 @@ enum {
   LGRPC_HF_DETAILS, LGRPC_HF_RESERVED
 };
 
-/* One received header field; name and value live in the same allocation. */
+/* One received header field. A list holds one header block in arrival order; the whole block
+ * (fields, names and values) is one allocation, and its first field carries `known`: the first
+ * field of each kind, so lgrpc_h2_field_find on a list is one lookup. */
 typedef struct lgrpc_h2_field {
   struct lgrpc_h2_field *next;
   int kind;
   size_t namelen, valuelen;
   char *name, *value;
+  const struct lgrpc_h2_field *const *known; /* first field of a list only, else NULL */
 } lgrpc_h2_field;
 
 enum {

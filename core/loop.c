@@ -49,9 +49,9 @@ struct lgrpc_conn {
   int connect_held;          /* connected, CONNECT waits for the filter's handshake */
   lgrpc_h2_session *sess;
   lgrpc_filter *filter;
-  lgrpc_bytes wbuf;          /* raw bytes waiting for the socket */
+  lgrpc_bytes wbuf;          /* raw bytes waiting for the socket; released once drained while
+                              * the session has no open stream (an idle connection holds none) */
   size_t woff;
-  lgrpc_bytes plain;         /* filter scratch */
   struct sockaddr_storage *cands;  /* connect: every resolved address */
   socklen_t *candlen;
   size_t ncands, cand;
@@ -80,6 +80,8 @@ struct lgrpc_loop {
   struct pollfd *pfds;
   fd_tag **ptags;
   size_t pcap;
+  lgrpc_bytes plain;         /* filter scratch (plaintext between filter and session), shared:
+                              * each use starts and ends inside one conn_read or conn_flush */
 };
 
 int64_t lgrpc_loop_clock(void)
@@ -203,6 +205,7 @@ void lgrpc_loop_free(lgrpc_loop *lp)
     ev = n;
   }
   free(lp->heap);
+  lgrpc_bytes_free(&lp->plain);
   free(lp->pfds);
   free(lp->ptags);
   if (lp->epfd >= 0) close(lp->epfd);
@@ -543,7 +546,6 @@ void lgrpc_conn_free(lgrpc_conn *c)
   lgrpc_h2_session_free(c->sess);
   if (c->filter && c->filter->destroy) c->filter->destroy(c->filter);
   lgrpc_bytes_free(&c->wbuf);
-  lgrpc_bytes_free(&c->plain);
   free(c->cands);
   free(c->candlen);
   free(c);
@@ -745,9 +747,10 @@ static void conn_flush(lgrpc_conn *c)
     }
     if (c->filter->passthrough) lgrpc_h2_send(c->sess, &c->wbuf);
     else {
-      c->plain.len = 0;
-      lgrpc_h2_send(c->sess, &c->plain);
-      if (c->filter->encode(c->filter, c->plain.data, c->plain.len, &c->wbuf) < 0 || filter_failed(c)) {
+      lgrpc_bytes *plain = &c->loop->plain;
+      plain->len = 0;
+      lgrpc_h2_send(c->sess, plain);
+      if (c->filter->encode(c->filter, plain->data, plain->len, &c->wbuf) < 0 || filter_failed(c)) {
         conn_filter_failed(c);
         return;
       }
@@ -764,6 +767,12 @@ static void conn_flush(lgrpc_conn *c)
     }
     if (n > 0) c->woff += (size_t)n;
     if (c->woff == c->wbuf.len) c->wbuf.len = c->woff = 0;
+  }
+  if (c->wbuf.len == 0 && c->wbuf.cap) {
+    /* drained: an idle connection keeps no buffer, a busy one keeps a normal-sized one */
+    lgrpc_h2_stats st;
+    lgrpc_h2_stats_get(c->sess, &st);
+    if (st.open_streams == 0 || c->wbuf.cap > WRITE_HIGH) lgrpc_bytes_free(&c->wbuf);
   }
   conn_want_out(c, c->wbuf.len - c->woff > 0);
   /* the session is done and everything it said is out: close */
@@ -782,14 +791,15 @@ static void conn_read(lgrpc_conn *c)
       int rc;
       if (c->filter->passthrough) rc = lgrpc_h2_recv(c->sess, (const uint8_t *)buf, (size_t)n);
       else {
-        c->plain.len = 0;
-        rc = c->filter->decode(c->filter, buf, (size_t)n, &c->plain);
+        lgrpc_bytes *plain = &c->loop->plain;
+        plain->len = 0;
+        rc = c->filter->decode(c->filter, buf, (size_t)n, plain);
         if (rc < 0) { conn_filter_failed(c); return; }
         if (c->connect_held && c->filter->established(c->filter)) {
           c->connect_held = 0;
           queue(c->loop, LGRPC_LEV_CONNECT, c, NULL, NULL);
         }
-        rc = lgrpc_h2_recv(c->sess, (const uint8_t *)c->plain.data, c->plain.len);
+        rc = lgrpc_h2_recv(c->sess, (const uint8_t *)plain->data, plain->len);
       }
       if (rc != 0) return; /* the session queued GOAWAY and will end */
       if ((size_t)n < sizeof buf) return;
