@@ -42,6 +42,15 @@ end
 -- calls.
 local request = {}
 
+-- The timer that ends the call at its deadline (a closure kept out of call.new, which LuaJIT
+-- then compiles).
+local function deadline_timer(self, deadline)
+  return self.rt:at(deadline, function()
+    self.deadline_timer = nil
+    self:_deadline()
+  end)
+end
+
 --- call.new(channel, path, kind, codec, opts): kind is "unary", "server_stream",
 -- "client_stream" or "bidi"; codec { encode = fn(msg) -> bytes|nil,err, decode = fn(bytes) };
 -- opts: timeout (s), deadline (absolute runtime s), metadata, wait_for_ready, ctx, authority.
@@ -49,7 +58,8 @@ function call.new(ch, path, kind, codec, opts)
   local rt = ch.rt
   local creds = call.credentials_of(ch, opts)
   -- inbox (received messages, ihead..itail), sent (requests kept for a replay) and waiters
-  -- (tasks in wait_change) are made when first needed
+  -- (tasks in wait_change) are made when first needed. The fields every call sets later are
+  -- named here too, so the table is made at its final size.
   local self = setmetatable({
     ch = ch, rt = rt, path = path, kind = kind, codec = codec,
     wait_for_ready = opts.wait_for_ready,
@@ -57,6 +67,8 @@ function call.new(ch, path, kind, codec, opts)
     ihead = 1, itail = 0, inbox_bytes = 0,
     nrecv = 0, recv_bytes = 0, nsent = 0, sent_bytes_total = 0,
     sent_bytes = 0, replayable = true, attempts = 0,
+    conn = nil, stream = nil, st = nil, committed = nil, half_closed = nil, inbox = nil,
+    sent = nil, waiters = nil, headers_raw = nil, trailers_raw = nil, deadline = nil,
   }, Call)
   local md = opts.metadata
   local m
@@ -97,10 +109,7 @@ function call.new(ch, path, kind, codec, opts)
       self:_finish(status.deadline_exceeded("deadline exceeded before the call started"))
       return self
     end
-    self.deadline_timer = rt:at(deadline, function()
-      self.deadline_timer = nil
-      self:_deadline()
-    end)
+    self.deadline_timer = deadline_timer(self, deadline)
   end
   if creds then
     local st = self:_credentials(creds, m or metadata.new(), opts)
@@ -266,10 +275,10 @@ function Call:_event(ev)
     end
     self.nrecv = self.nrecv + 1
     self.recv_bytes = self.recv_bytes + #ev.data
-    self.itail = self.itail + 1
+    local itail = self.itail + 1
+    self.itail = itail
     local inbox = self.inbox
-    if not inbox then inbox = {} self.inbox = inbox end
-    inbox[self.itail] = ev.data
+    if not inbox then self.inbox = { [itail] = ev.data } else inbox[itail] = ev.data end
     self.inbox_bytes = self.inbox_bytes + #ev.data
     -- backpressure for streaming responses only (a single response must let the status in)
     local waiting = self.itail - self.ihead + 1
@@ -320,8 +329,7 @@ function Call:send(msg)
   self.sent_bytes_total = self.sent_bytes_total + #bytes
   if self.replayable then
     local sent = self.sent
-    if not sent then sent = {} self.sent = sent end
-    sent[#sent + 1] = bytes
+    if not sent then self.sent = { bytes } else sent[#sent + 1] = bytes end
     self.sent_bytes = self.sent_bytes + #bytes
     if self.sent_bytes > RETRY_BUFFER and self.stream then
       self.sent, self.replayable = nil, false
@@ -361,14 +369,21 @@ end
 --- call:recv() -> msg | nil, status (the final status: OK at a clean end of stream).
 function Call:recv()
   while true do
-    if self.ihead <= self.itail then
-      local bytes = self.inbox[self.ihead]
-      self.inbox[self.ihead] = nil
-      self.ihead = self.ihead + 1
+    local i = self.ihead
+    if i <= self.itail then
+      local inbox = self.inbox
+      local bytes = inbox[i]
+      inbox[i] = nil
       self.inbox_bytes = self.inbox_bytes - #bytes
-      if self.paused and self.ihead > self.itail then
-        self.paused = false
-        if self.stream and not self.st then self.stream:resume() end
+      if i == self.itail then
+        -- drained: the next message goes to inbox[1] again
+        self.ihead, self.itail = 1, 0
+        if self.paused then
+          self.paused = false
+          if self.stream and not self.st then self.stream:resume() end
+        end
+      else
+        self.ihead = i + 1
       end
       local msg, err = self.codec.decode(bytes)
       if msg == nil then
