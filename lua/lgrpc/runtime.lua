@@ -60,6 +60,7 @@ function runtime.new(driver)
     driver = driver,
     queue = {}, qhead = 1, qtail = 0,        -- ready tasks
     owned = setmetatable({}, { __mode = "k" }), -- coroutine -> task
+    workers = {},                            -- idle worker coroutines
     tasks = 0,                               -- live tasks
     holds = 0,                               -- other work that keeps run() going
     running = false,
@@ -104,18 +105,42 @@ end
 local Task = {}
 Task.__index = Task
 
---- Runs fn(...) in a new task (a coroutine the runtime owns); returns the task.
--- task:wait() blocks until it ends and returns true, results... or nil, error.
--- The body of every task's coroutine: its first resume passes (task, fn, args...); the results
--- are kept in task.result, so resuming a task never packs what it yields.
-local function task_body(task, fn, ...)
-  task.result = pack(true, fn(...))
+-- Tasks run in worker coroutines: a worker runs one task's function, keeps its results in
+-- task.result, yields DONE and, back in the runtime's pool of idle workers, waits for the next
+-- task. A task that fails kills its worker (the traceback is taken from it).
+local DONE = setmetatable({}, { __tostring = function() return "lgrpc.task_done" end })
+local WORKERS_MAX = 128 -- idle workers kept
+
+local function worker(task)
+  while true do
+    local fn, args = task.fn, task.args
+    task.fn, task.args = nil, nil
+    if args then
+      task.result = pack(true, fn(unpack(args, 1, args.n)))
+    else
+      task.result = pack(true, fn())
+    end
+    -- hold nothing of this task while idle
+    task, fn, args = nil, nil, nil
+    task = co_yield(DONE)
+  end
 end
 
+--- Runs fn(...) in a new task (a coroutine the runtime owns); returns the task.
+-- task:wait() blocks until it ends and returns true, results... or nil, error.
 function RT:spawn(fn, ...)
   if type(fn) ~= "function" then error("lgrpc.spawn: function expected, got " .. type(fn), 2) end
-  local co = co_create(task_body)
-  local task = setmetatable({ rt = self, done = false, co = co, fn = fn }, Task)
+  local co
+  local idle = self.workers
+  local n = #idle
+  if n > 0 then
+    co = idle[n]
+    idle[n] = nil
+  else
+    co = co_create(worker)
+  end
+  local task = setmetatable({ rt = self, done = false, co = co, fn = fn, args = nil,
+    result = nil, parker = nil, waiting = nil }, Task)
   if select("#", ...) > 0 then task.args = pack(...) end
   self.owned[co] = task
   self.tasks = self.tasks + 1
@@ -152,29 +177,20 @@ end
 local function resume(self, task)
   local co = task.co
   local ok, r
-  local fn = task.fn
-  if fn then
-    -- the first resume starts the body
-    task.fn = nil
-    local args = task.args
-    if args then
-      task.args = nil
-      ok, r = co_resume(co, task, fn, unpack(args, 1, args.n))
-    else
-      ok, r = co_resume(co, task, fn)
-    end
+  if task.fn then
+    -- the first resume hands the worker its task
+    ok, r = co_resume(co, task)
   else
     ok, r = co_resume(co)
   end
-  if co_status(co) == "dead" then
-    local res
-    if ok then
-      res = task.result
-    else
-      if task.traceback ~= false then r = debug.traceback(co, tostring(r)) end
-      res = { false, r, n = 2 }
-    end
-    finish(self, task, res)
+  if r == DONE and ok then
+    finish(self, task, task.result)
+    local idle = self.workers
+    local n = #idle
+    if n < WORKERS_MAX and co_status(co) == "suspended" then idle[n + 1] = co end
+  elseif not ok then
+    if task.traceback ~= false then r = debug.traceback(co, tostring(r)) end
+    finish(self, task, { false, r, n = 2 })
   elseif r ~= PARK then
     -- a plain coroutine.yield() from user code: let others run, then continue
     push(self, task)
