@@ -66,7 +66,7 @@ function call.new(ch, path, kind, codec, opts)
     authority = opts.authority,
     ihead = 1, itail = 0, inbox_bytes = 0,
     nrecv = 0, recv_bytes = 0, nsent = 0, sent_bytes_total = 0,
-    sent_bytes = 0, replayable = true, attempts = 0,
+    sent_bytes = 0, replayable = true, attempts = 0, headers_waiting = 0,
     conn = nil, stream = nil, st = nil, committed = nil, half_closed = nil, inbox = nil,
     sent = nil, waiters = nil, headers_raw = nil, trailers_raw = nil, deadline = nil,
   }, Call)
@@ -291,9 +291,10 @@ function Call:_event(ev)
   elseif t == "headers" then
     self.committed = true
     if self.replayable then self.sent, self.replayable = nil, false end
-    -- the metadata object is made when asked for (Call:headers)
+    -- the metadata object is made when asked for (Call:headers); only a task waiting there
+    -- wakes (a unary call's task, waiting for the response, sleeps on)
     self.headers_raw = ev.metadata or false
-    self.rt:changed(self)
+    if self.headers_waiting > 0 then self.rt:changed(self) end
   elseif t == "status" then
     if ev.refused and not self.committed and self.replayable and self.attempts < MAX_ATTEMPTS then
       -- the server never processed this stream: run it again on another connection
@@ -418,7 +419,11 @@ end
 
 --- Response headers (waits for them); an empty metadata object for a trailers-only response.
 function Call:headers()
-  while self.headers_raw == nil and not self.st do self.rt:wait_change(self) end
+  while self.headers_raw == nil and not self.st do
+    self.headers_waiting = self.headers_waiting + 1
+    self.rt:wait_change(self)
+    self.headers_waiting = self.headers_waiting - 1
+  end
   local md = self.headers_md
   if not md then
     md = wrap_md(self.headers_raw or nil)
