@@ -397,16 +397,22 @@ local function invoke_chain(list, which, info, final, req, opts)
   return step(1, req, opts)
 end
 
+local intercepted
+
 --- The call every stub method makes. kind: "unary" | "server_stream" | "client_stream" | "bidi".
 -- unary: returns response, status, call (nil, status, call on failure); server_stream: sends the
 -- request and returns the call; the streaming kinds return the call for send/recv.
 function Channel:_invoke(path, kind, codec, req, opts)
-  if self.interceptors[1] == nil then
-    -- no chain: no info record, no closures, no copy of the options
-    opts = direct_opts(self, opts)
-    if kind == "unary" then return unary(self, path, codec, req, opts) end
-    return start_stream(call.new(self, path, kind, codec, opts), kind, req)
-  end
+  if self.interceptors[1] ~= nil then return intercepted(self, path, kind, codec, req, opts) end
+  -- no chain: no info record, no closures, no copy of the options (and nothing LuaJIT cannot
+  -- compile: this function makes no closure)
+  opts = direct_opts(self, opts)
+  if kind == "unary" then return unary(self, path, codec, req, opts) end
+  return start_stream(call.new(self, path, kind, codec, opts), kind, req)
+end
+
+-- _invoke through the channel's interceptors.
+function intercepted(self, path, kind, codec, req, opts)
   opts = call_opts(self, opts)
   local info = { method = path, kind = kind, channel = self,
     input_type = codec.input_type, output_type = codec.output_type }
