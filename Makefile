@@ -51,6 +51,7 @@ demo: deps all
 	@sh tools/demo.sh
 
 bench: deps all
+	@sh tools/deps.sh bench
 	@$(MAKE) --no-print-directory LUA=luajit
 	@sh bench/run.sh
 

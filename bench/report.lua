@@ -138,6 +138,8 @@ for _, impl in ipairs{ "lua5.4", "luajit" } do
 end
 goal("lua5.4 descriptor.proto compile faster than C++", times(c54, ccpp), both(c54, ccpp) and c54 < ccpp)
 goal("luajit descriptor.proto compile faster than C++", times(cjt, ccpp), both(cjt, ccpp) and cjt < ccpp)
+-- Issue 11's throughput goals: lgrpc's server against C++ and grpc-go, its client against C++'s.
+dofile((arg[0]:match("^(.-)[^/]*$") or "") .. "rpc_goals.lua")(get, missing, goal)
 -- TLS cost: plaintext calls/s / TLS calls/s (h2load small unary, same server, same load), per
 -- implementation; 1.00 would be free TLS.
 local function tls_cost(impl)
@@ -151,6 +153,18 @@ for _, impl in ipairs{ "lua5.4", "luajit" } do
   goal(impl .. " TLS cost no larger than C++'s (plain/TLS calls/s)",
     (c and cpp_cost) and string.format("%.2fx vs %.2fx", c, cpp_cost) or "-",
     both(c, cpp_cost) and c <= cpp_cost)
+end
+-- Memory (issue 11): server RSS per idle connection and per in-flight unary call (the mem-* rows,
+-- bench/memload.c), with the C++ server's figure beside for scale.
+local function kib(v) return v and string.format("%.1f KiB", v / 1024) or "n/a" end
+for _, m in ipairs{ { "mem-idle-conn.bytes/conn", "idle connection < 32 KiB", 32 * 1024 },
+  { "mem-inflight-call.bytes/call", "in-flight unary call < 4 KiB", 4 * 1024 },
+  { "mem-used-conn.bytes/conn", "idle connection after 1000 calls < 32 KiB", 32 * 1024 } } do
+  local cpp = get("rpc." .. m[1] .. ".cpp")
+  for _, impl in ipairs{ "lua5.4", "luajit" } do
+    local v = get("rpc." .. m[1] .. "." .. impl)
+    goal(impl .. " " .. m[2], v and kib(v) .. " (cpp " .. kib(cpp) .. ")" or "-", both(v, m[3]) and v < m[3])
+  end
 end
 print("== goals ==")
 print_table(goals)

@@ -136,6 +136,7 @@ connect_row() {
 # h2load small unary and connections/s over TLS, stop.
 tls_rows() {
   tls_impl=$1; shift # start_server sets impl (the server's output file name: IMPL-tls)
+  [ "$RPC_ROWS" = mem ] && return
   say "rpc: $tls_impl server over TLS"
   if [ ! -s "$out/tls.cert.pem" ]; then unavailable_tls_rows "$tls_impl" "no test certificate (see $log)"; return; fi
   if ! start_server "$tls_impl-tls" "$@"; then
@@ -146,6 +147,129 @@ tls_rows() {
   h2load_row "$tls_impl" small tls
   connect_row "$tls_impl" tls
   stop_server
+}
+
+# The memory rows (issue 11): the server's RSS per idle connection and per in-flight unary call,
+# with bench/out/memload as the load (see bench/memload.c). Each round has a server of its own,
+# started by start_server with the server's command line, so nothing one round freed and the
+# allocator kept is reused by the next: warm-up (memload idle 16: sixteen connections with one
+# small call each; memload inflight 20: one connection holding 20 calls, then half-closed), RSS
+# (Rss of /proc/PID/smaps_rollup) read 0.5 s later, then the measured memload round; RSS again
+# 0.5 s after its READY.
+#   mem-idle-conn bytes/conn      (RSS at READY - RSS before) / MEM_N, MEM_N connections
+#   mem-inflight-call bytes/call  (RSS at READY - RSS before - C x the idle row) / MEM_N, where C
+#                                 connections carry the MEM_N calls (min(100, the server's
+#                                 MAX_CONCURRENT_STREAMS) each): the calls' own cost. Not
+#                                 available when the server answered any call before its
+#                                 half-close (grpc++ runs a unary handler as soon as the message
+#                                 is in): those calls were not in flight
+#   mem-used-conn bytes/conn      as mem-idle-conn, with MEM_USED_N connections that each made
+#                                 MEM_USED_CALLS complete calls, one after another, before being
+#                                 held: what an idle connection that has served calls keeps
+# BENCH_RPC_ROWS=mem runs these rows alone (no h2load, no client rows, no TLS rows); BENCH_REPEAT
+# repeats them (the report takes medians); BENCH_MEM_N changes N.
+MEM_N=${BENCH_MEM_N:-1000}
+MEM_USED_N=100
+MEM_USED_CALLS=1000
+RPC_ROWS=${BENCH_RPC_ROWS:-all}
+# mem_rss PID: resident kB from /proc/PID/smaps_rollup (summed from the page tables; VmRSS in
+# /proc/PID/status comes from per-CPU counters that may lag), VmRSS where there is no smaps_rollup.
+mem_rss() {
+  if [ -r "/proc/$1/smaps_rollup" ]; then sed -n 's/^Rss:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/smaps_rollup"
+  else sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"; fi 2>/dev/null
+}
+
+# mem_load MODE N CALLS [measure]: one memload round (CALLS complete calls per connection first)
+# against the current server; with measure, sets mem_after (kB, 0.5 s after READY) and mem_ready
+# (memload's READY line). Returns 1 with mem_why.
+mem_load() {
+  f=$out/memload.$1.txt
+  : >"$f"
+  taskset -c "$LOAD_CPU" "$out/memload" "$1" "127.0.0.1:$server_port" "$out/small.grpc" "$2" "$3" >"$f" 2>&1 &
+  mpid=$!
+  started_pids="$started_pids $mpid"
+  i=0
+  until grep -q '^READY' "$f"; do
+    if ! kill -0 "$mpid" 2>/dev/null || [ $i -ge 1500 ]; then
+      kill -9 "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null
+      mem_why="memload $1 $2: $(grep -v '^READY' "$f" | tail -n 1 | cut -c1-200)"; return 1
+    fi
+    sleep 0.1; i=$((i + 1))
+  done
+  if [ "${4:-}" = measure ]; then sleep 0.5; mem_after=$(mem_rss "$server_pid"); mem_ready=$(grep '^READY' "$f"); fi
+  kill -USR1 "$mpid"
+  if ! wait "$mpid"; then mem_why="memload $1 $2: $(grep -v '^READY' "$f" | tail -n 1 | cut -c1-200)"; return 1; fi
+  return 0
+}
+
+# mem_round IMPL MODE N CALLS CMD...: a fresh server, the warm-up, the measured round; sets
+# mem_before and mem_after (kB) and mem_ready, or returns 1 with mem_why.
+mem_round() {
+  mimpl=$1; mmode=$2; mn=$3; mcalls=$4; shift 4
+  mem_before=""; mem_after=""; mem_ready=""
+  if ! start_server "$mimpl-mem" "$@"; then
+    mem_why=$(head -n 1 "$out/server.$mimpl-mem.txt" | cut -c1-200)
+    mem_why=${mem_why:-the server did not start (see $log)}; stop_server; return 1
+  fi
+  if ! mem_load idle 16 1 || ! mem_load inflight 20 1; then stop_server; mem_why="warm-up: $mem_why"; return 1; fi
+  sleep 0.5
+  mem_before=$(mem_rss "$server_pid")
+  mem_load "$mmode" "$mn" "$mcalls" measure || { stop_server; return 1; }
+  stop_server
+  if [ -z "$mem_before" ] || [ -z "$mem_after" ]; then mem_why="no RSS in /proc/$server_pid"; return 1; fi
+}
+
+# mem_rows IMPL CMD...: both memory rows for one server command (impl is IMPL again afterwards:
+# start_server sets it).
+mem_rows() {
+  mem_impl=$1
+  mem_rows_of "$@"
+  impl=$mem_impl
+}
+mem_rows_of() {
+  shift
+  need=$((MEM_N + 64)); why="" # descriptors: the server's (and memload's) MEM_N sockets and a margin
+  # shellcheck disable=SC3045 # ulimit -n: dash and bash have it
+  if [ ! -x "$out/memload" ]; then why="bench/memload.c did not build (see $log)"
+  elif [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ] && ! ulimit -S -n "$need" 2>/dev/null; then
+    why="cannot raise the open-file limit to $need (ulimit -n is $(ulimit -n), hard $(ulimit -H -n))"
+  fi
+  if [ -n "$why" ]; then
+    for row in mem-idle-conn.bytes/conn mem-inflight-call.bytes/call mem-used-conn.bytes/conn; do
+      echo "UNAVAILABLE rpc.$row.$mem_impl $why" >>"$results"
+    done
+    return
+  fi
+  say "rpc: $mem_impl server, memory: $MEM_N idle connections, $MEM_N calls in flight, $MEM_USED_N used connections"
+  idle=""
+  if mem_round "$mem_impl" idle "$MEM_N" 1 "$@"; then
+    idle=$(( (mem_after - mem_before) * 1024 / MEM_N ))
+    echo "RESULT rpc.mem-idle-conn.bytes/conn.$mem_impl $idle" >>"$results"
+    info "mem $mem_impl idle: RSS $mem_before kB before, $mem_after kB at READY; $mem_ready"
+  else
+    echo "UNAVAILABLE rpc.mem-idle-conn.bytes/conn.$mem_impl $mem_why" >>"$results"
+  fi
+  if [ -z "$idle" ]; then
+    echo "UNAVAILABLE rpc.mem-inflight-call.bytes/call.$mem_impl needs the idle row (the connections' cost is subtracted)" >>"$results"
+  elif mem_round "$mem_impl" inflight "$MEM_N" 1 "$@"; then
+    conns=$(echo "$mem_ready" | sed -n 's/.* conns=\([0-9]*\) .*/\1/p')
+    early=$(echo "$mem_ready" | sed -n 's/.* early=\([0-9]*\).*/\1/p')
+    per_call=$(( ((mem_after - mem_before) * 1024 - conns * idle) / MEM_N ))
+    info "mem $mem_impl inflight: RSS $mem_before kB before, $mem_after kB at READY, minus $conns x $idle B of idle connections; $mem_ready"
+    if [ "$early" = 0 ]; then
+      echo "RESULT rpc.mem-inflight-call.bytes/call.$mem_impl $per_call" >>"$results"
+    else
+      echo "UNAVAILABLE rpc.mem-inflight-call.bytes/call.$mem_impl the server answered $early of $MEM_N calls before their half-close, so they were not in flight ($per_call B/call left)" >>"$results"
+    fi
+  else
+    echo "UNAVAILABLE rpc.mem-inflight-call.bytes/call.$mem_impl $mem_why" >>"$results"
+  fi
+  if mem_round "$mem_impl" idle "$MEM_USED_N" "$MEM_USED_CALLS" "$@"; then
+    echo "RESULT rpc.mem-used-conn.bytes/conn.$mem_impl $(( (mem_after - mem_before) * 1024 / MEM_USED_N ))" >>"$results"
+    info "mem $mem_impl used: RSS $mem_before kB before, $mem_after kB at READY, $MEM_USED_CALLS calls made on each connection; $mem_ready"
+  else
+    echo "UNAVAILABLE rpc.mem-used-conn.bytes/conn.$mem_impl $mem_why" >>"$results"
+  fi
 }
 
 # client_rows IMPL: the C++ client's measurements against the current server (column IMPL).
@@ -170,6 +294,8 @@ client_rows() {
 server_rows() {
   impl=$1; shift
   say "rpc: $impl server (server on core $BENCH_CPU, load on core $LOAD_CPU)"
+  repeat mem_rows "$impl" "$@"
+  [ "$RPC_ROWS" = mem ] && return
   if ! start_server "$impl" "$@"; then
     reason=$(head -n 1 "$out/server.$impl.txt" | cut -c1-200)
     unavailable_rows "$impl" "${reason:-the server did not start (see $log)}"
@@ -195,6 +321,7 @@ build $out/echo_client "bench/echo_client.cc $gen/bench.grpc.pb.cc $gen/bench.pb
   g++ -O2 -std=c++17 -I"$gen" -Ibench $GRPC_CFLAGS -o $out/echo_client bench/echo_client.cc \
   "$gen/bench.pb.cc" "$gen/bench.grpc.pb.cc" $GRPC_LIBS
 rpc_built=$?
+build $out/memload bench/memload.c cc -O2 -Wall -o $out/memload bench/memload.c -lnghttp2 || rm -f $out/memload
 
 # gRPC frames (uncompressed flag, 4-byte big-endian length, message) for h2load and nghttp.
 for size in small large; do
@@ -219,7 +346,7 @@ else
   # shellcheck disable=SC2086
   tls_rows cpp "$out/echo_server" 127.0.0.1:0 $tls_args
   # Lua clients against the C++ server.
-  if start_server cpp-for-lua "$out/echo_server" 127.0.0.1:0; then
+  if [ "$RPC_ROWS" != mem ] && start_server cpp-for-lua "$out/echo_server" 127.0.0.1:0; then
     lgrpc_rows=1
     for b in lua5.4 luajit; do
       say "rpc: lgrpc client under $b"

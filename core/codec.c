@@ -56,58 +56,6 @@ static int wire_fail(dctx *c, int rc, const char *what)
   }
 }
 
-/* Read one scalar value by f's op (the wire type was checked against f->wt, or the value sits
- * in a packed run). */
-static int read_scalar(const lgrpc_field *f, const uint8_t **pp, const uint8_t *end, lgrpc_value *v)
-{
-  uint64_t u;
-  uint32_t u32;
-  int rc;
-  switch (f->op) {
-  case LGRPC_OP_INT32: case LGRPC_OP_ENUM_OPEN: case LGRPC_OP_ENUM_CLOSED:
-    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
-    v->v.i64 = (int32_t)(uint32_t)u;
-    return 0;
-  case LGRPC_OP_INT64: case LGRPC_OP_UINT64:
-    return lgrpc_wire_get_varint(pp, end, &v->v.u64);
-  case LGRPC_OP_UINT32:
-    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
-    v->v.u64 = (uint32_t)u;
-    return 0;
-  case LGRPC_OP_SINT32:
-    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
-    v->v.i64 = lgrpc_wire_unzigzag32((uint32_t)u);
-    return 0;
-  case LGRPC_OP_SINT64:
-    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
-    v->v.i64 = lgrpc_wire_unzigzag64(u);
-    return 0;
-  case LGRPC_OP_BOOL:
-    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
-    v->v.b = u != 0;
-    return 0;
-  case LGRPC_OP_FIXED32:
-    if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
-    v->v.u64 = u32;
-    return 0;
-  case LGRPC_OP_SFIXED32:
-    if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
-    v->v.i64 = (int32_t)u32;
-    return 0;
-  case LGRPC_OP_FLOAT:
-    if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
-    memcpy(&v->v.f, &u32, 4);
-    return 0;
-  case LGRPC_OP_FIXED64: case LGRPC_OP_SFIXED64:
-    return lgrpc_wire_get_fixed64(pp, end, &v->v.u64);
-  case LGRPC_OP_DOUBLE:
-    if ((rc = lgrpc_wire_get_fixed64(pp, end, &u))) return rc;
-    memcpy(&v->v.d, &u, 8);
-    return 0;
-  }
-  return LGRPC_ECODEC_WIRETYPE;
-}
-
 static const char *scalar_what(const lgrpc_field *f)
 {
   return f->wt == LGRPC_WT_VARINT ? "varint" : f->wt == LGRPC_WT_I64 ? "fixed64" : "fixed32";
@@ -158,7 +106,7 @@ static int skip_record(const uint8_t **pp, const uint8_t *end, uint64_t tag, int
   return skip_value(pp, end, wt);
 }
 
-static size_t count_run(const uint8_t *p, const uint8_t *end, uint64_t tag, int max_depth)
+size_t lgrpc_codec_count_run(const uint8_t *p, const uint8_t *end, uint64_t tag, int max_depth)
 {
   size_t n = 0;
   while (p < end) {
@@ -170,7 +118,7 @@ static size_t count_run(const uint8_t *p, const uint8_t *end, uint64_t tag, int 
   return n;
 }
 
-static size_t count_fields(const uint8_t *p, const uint8_t *end, size_t cap, int max_depth)
+size_t lgrpc_codec_count_fields(const uint8_t *p, const uint8_t *end, size_t cap, int max_depth)
 {
   size_t n = 0;
   uint64_t last = 0;
@@ -184,7 +132,7 @@ static size_t count_fields(const uint8_t *p, const uint8_t *end, size_t cap, int
 }
 
 /* elements in a packed run of f's op: varints end at bytes below 0x80 */
-static size_t count_packed(const lgrpc_field *f, const uint8_t *s, size_t n)
+size_t lgrpc_codec_count_packed(const lgrpc_field *f, const uint8_t *s, size_t n)
 {
   if (f->wt == LGRPC_WT_I64) return n / 8;
   if (f->wt == LGRPC_WT_I32) return n / 4;
@@ -239,7 +187,7 @@ static int dec_sub(dctx *c, const lgrpc_field *f, const uint8_t **pp, const uint
     if ((rc = lgrpc_wire_get_len(pp, end, &s, &n))) return wire_fail(c, rc, "length-delimited field");
     if (c->sink->reserve && f->op == LGRPC_OP_MESSAGE &&
         (rc = c->sink->reserve(c->sink->ud, f, sm,
-                               count_fields(s, s + n, (size_t)sm->nfields + 1, c->s->limits.max_depth))))
+                               lgrpc_codec_count_fields(s, s + n, (size_t)sm->nfields + 1, c->s->limits.max_depth))))
       return rc;
     if ((rc = c->sink->begin(c->sink->ud, f, sm))) return rc;
     if ((rc = dec_msg(c, sm, &s, s + n, depth + 1, 0))) return rc;
@@ -254,12 +202,12 @@ static int dec_packed(dctx *c, const lgrpc_field *f, const uint8_t **pp, const u
   size_t n;
   int rc;
   if ((rc = lgrpc_wire_get_len(pp, end, &s, &n))) return wire_fail(c, rc, "packed field");
-  if (c->sink->reserve && (rc = c->sink->reserve(c->sink->ud, f, NULL, count_packed(f, s, n))))
+  if (c->sink->reserve && (rc = c->sink->reserve(c->sink->ud, f, NULL, lgrpc_codec_count_packed(f, s, n))))
     return rc;
   const uint8_t *e = s + n;
   while (s < e) {
     lgrpc_value v;
-    if ((rc = read_scalar(f, &s, e, &v))) return wire_fail(c, rc, scalar_what(f));
+    if ((rc = lgrpc_codec_read_scalar(f, &s, e, &v))) return wire_fail(c, rc, scalar_what(f));
     if ((rc = emit_scalar(c, f, &v))) return rc;
   }
   return 0;
@@ -284,7 +232,7 @@ static int dec_field(dctx *c, const lgrpc_field *f, const uint8_t **pp, const ui
     return c->sink->value(c->sink->ud, f, &v);
   }
   default:
-    if ((rc = read_scalar(f, pp, end, &v))) return wire_fail(c, rc, scalar_what(f));
+    if ((rc = lgrpc_codec_read_scalar(f, pp, end, &v))) return wire_fail(c, rc, scalar_what(f));
     return emit_scalar(c, f, &v);
   }
 }
@@ -320,7 +268,7 @@ static int dec_msg(dctx *c, const lgrpc_msgdef *m, const uint8_t **pp, const uin
       if (wt == f->wt) {
         if ((f->flags & LGRPC_F_REPEATED) && f != run && c->sink->reserve) {
           run = f;
-          size_t k = count_run(rec, end, tag, c->s->limits.max_depth);
+          size_t k = lgrpc_codec_count_run(rec, end, tag, c->s->limits.max_depth);
           if ((rc = c->sink->reserve(c->sink->ud, f, NULL, k))) return rc;
         }
         rc = dec_field(c, f, &p, end, depth);

@@ -93,4 +93,63 @@ static inline int lgrpc_codec_put_value(lgrpc_wbuf *b, const lgrpc_field *f, con
   return LGRPC_ECODEC_VALUE;
 }
 
+/* Read one scalar value by f's op (the wire type was checked against f->wt, or the value sits
+ * in a packed run). */
+static inline int lgrpc_codec_read_scalar(const lgrpc_field *f, const uint8_t **pp, const uint8_t *end, lgrpc_value *v)
+{
+  uint64_t u;
+  uint32_t u32;
+  int rc;
+  switch (f->op) {
+  case LGRPC_OP_INT32: case LGRPC_OP_ENUM_OPEN: case LGRPC_OP_ENUM_CLOSED:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.i64 = (int32_t)(uint32_t)u;
+    return 0;
+  case LGRPC_OP_INT64: case LGRPC_OP_UINT64:
+    return lgrpc_wire_get_varint(pp, end, &v->v.u64);
+  case LGRPC_OP_UINT32:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.u64 = (uint32_t)u;
+    return 0;
+  case LGRPC_OP_SINT32:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.i64 = lgrpc_wire_unzigzag32((uint32_t)u);
+    return 0;
+  case LGRPC_OP_SINT64:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.i64 = lgrpc_wire_unzigzag64(u);
+    return 0;
+  case LGRPC_OP_BOOL:
+    if ((rc = lgrpc_wire_get_varint(pp, end, &u))) return rc;
+    v->v.b = u != 0;
+    return 0;
+  case LGRPC_OP_FIXED32:
+    if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
+    v->v.u64 = u32;
+    return 0;
+  case LGRPC_OP_SFIXED32:
+    if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
+    v->v.i64 = (int32_t)u32;
+    return 0;
+  case LGRPC_OP_FLOAT:
+    if ((rc = lgrpc_wire_get_fixed32(pp, end, &u32))) return rc;
+    memcpy(&v->v.f, &u32, 4);
+    return 0;
+  case LGRPC_OP_FIXED64: case LGRPC_OP_SFIXED64:
+    return lgrpc_wire_get_fixed64(pp, end, &v->v.u64);
+  case LGRPC_OP_DOUBLE:
+    if ((rc = lgrpc_wire_get_fixed64(pp, end, &u))) return rc;
+    memcpy(&v->v.d, &u, 8);
+    return 0;
+  }
+  return LGRPC_ECODEC_WIRETYPE;
+}
+
+/* Size hints for a decoder that allocates once (each stops quietly at anything malformed):
+ * records with this tag that follow one another from p; distinct fields (changes of field
+ * number, at most cap) in the body p[0..end); elements in a packed run s[0..n) of f. */
+size_t lgrpc_codec_count_run(const uint8_t *p, const uint8_t *end, uint64_t tag, int max_depth);
+size_t lgrpc_codec_count_fields(const uint8_t *p, const uint8_t *end, size_t cap, int max_depth);
+size_t lgrpc_codec_count_packed(const lgrpc_field *f, const uint8_t *s, size_t n);
+
 #endif

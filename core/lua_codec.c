@@ -25,13 +25,20 @@
 #define LGRPC_NATIVE_INT64 0 /* numbers are doubles: exact up to 2^53 */
 #endif
 #define LGRPC_TCDATA 10 /* LuaJIT's type tag for FFI cdata */
+#if LUA_VERSION_NUM >= 503 /* raw gets return the type of the value they push */
+#define rawget_type(L, t) lua_rawget(L, t)
+#define rawgeti_type(L, t, i) lua_rawgeti(L, t, i)
+#else
+static inline int rawget_type(lua_State *L, int t) { lua_rawget(L, t); return lua_type(L, -1); }
+static inline int rawgeti_type(lua_State *L, int t, int i) { lua_rawgeti(L, t, i); return lua_type(L, -1); }
+#endif
 
 #define SCHEMA_MT "lgrpc.codec.schema"
 #define MAX_DEPTH_CAP 1000
 #define FRAMES (2 * MAX_DEPTH_CAP + 8)
 
 /* aux table slots (a Lua table per schema, held by registry ref) */
-enum { AUX_NAMES = 1, AUX_MSGIDX = 2, AUX_ENUMS = 3 };
+enum { AUX_NAMES = 1, AUX_MSGIDX = 2, AUX_ENUMS = 3, AUX_LAST_NAME = 4 };
 
 typedef struct lschema {
   lgrpc_schema *s;  /* owned: lgrpc_schema_free in schema_close */
@@ -40,6 +47,9 @@ typedef struct lschema {
   int busy;         /* buf in use (a cdata __tostring re-entering encode gets its own buffer) */
   void *scratch_src;  /* owned: an lsrc reused across encodes (malloc, freed in schema_close) */
   void *scratch_sink; /* owned: an lsink reused across decodes */
+  const char *last_name; /* the message name last found (kept alive in aux[AUX_LAST_NAME], so
+                          * the same pointer is the same string) and its index */
+  int last_msg;
 } lschema;
 
 /* the schema at argument 1: the methods hold the metatable as upvalue 1, so the usual case
@@ -616,21 +626,21 @@ static int fe_list(fenc *e, const lgrpc_field *f, int t, int depth)
     if (fe_tag(e, f, LGRPC_WT_LEN) || lgrpc_wbuf_reserve(e->out, 1)) return FE_GIVE_UP;
     at = e->out->len++;
   }
+  int idx = lua_gettop(L) + 1;
   for (size_t i = 1; i <= n; i++) {
-    lua_rawgeti(L, t, (lua_Integer)i);
-    int idx = lua_gettop(L);
+    int type = rawgeti_type(L, t, (lua_Integer)i);
     if (f->type == LGRPC_TYPE_MESSAGE) {
-      if (!lua_istable(L, idx) || fe_sub(e, f, idx, depth)) return FE_GIVE_UP;
-    } else if (f->type == LGRPC_TYPE_GROUP || lua_isnil(L, idx)) {
+      if (type != LUA_TTABLE || fe_sub(e, f, idx, depth)) return FE_GIVE_UP;
+    } else if (f->type == LGRPC_TYPE_GROUP || type == LUA_TNIL) {
       return FE_GIVE_UP;
     } else if (packed) {
       lgrpc_value v;
       int64_t x = 0;
       int have = 0; /* an integral number: integer varints are written straight from it */
 #if LGRPC_NATIVE_INT64
-      if (lua_isinteger(L, idx)) { x = (int64_t)lua_tointeger(L, idx); have = 1; }
+      if (type == LUA_TNUMBER) x = (int64_t)lua_tointegerx(L, idx, &have); /* floats too, as fe_integer */
 #else
-      if (lua_type(L, idx) == LUA_TNUMBER) {
+      if (type == LUA_TNUMBER) {
         double d = (double)lua_tonumber(L, idx);
         if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0) { x = (int64_t)d; have = 1; }
       }
@@ -669,8 +679,7 @@ static int fe_msg(fenc *e, const lgrpc_msgdef *m, int t, int depth)
   for (uint32_t j = 0; j < m->nfields; j++) {
     const lgrpc_field *f = &m->fields[j];
     lua_rawgeti(L, e->names, f->name);
-    lua_rawget(L, t);
-    int v = top + 1, type = lua_type(L, v);
+    int v = top + 1, type = rawget_type(L, t);
     int rc = 0;
     if (type == LUA_TNIL) {
       lua_settop(L, top);
@@ -700,8 +709,7 @@ static int fe_msg(fenc *e, const lgrpc_msgdef *m, int t, int depth)
     lua_settop(L, top);
   }
   lua_pushvalue(L, e->unk_key);
-  lua_rawget(L, t);
-  int type = lua_type(L, -1);
+  int type = rawget_type(L, t);
   if (type == LUA_TSTRING) {
     size_t n;
     const char *u = lua_tolstring(L, -1, &n);
@@ -1041,6 +1049,219 @@ static int sink_unknown(void *ud, const uint8_t *p, size_t n)
   return 0;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* decode fast path: the bytes walked straight into Lua tables, without the sink callbacks,
+ * frames or path bookkeeping. It handles what messages usually hold and gives up (returns 1)
+ * on anything else: groups, unknown fields kept, a closed enum number the enum does not name,
+ * any malformed or invalid input, limits. The caller then runs the general walk from the
+ * start on a fresh table, which builds the same tables or reports the error with its path.
+ * Tables, values, merges, oneofs, map defaults and decode{defaults} go through the same
+ * helpers as the sink, so both paths build the same tables. */
+
+#define FD_GIVE_UP 1
+
+static int fd_msg(lsink *c, const lgrpc_msgdef *m, const uint8_t *p, const uint8_t *end, int t,
+                  int depth);
+
+/* push a new table for the body s[0..n) of message m, sized by its distinct fields (for a
+ * message of at most 4 fields, by its fields: the hash part would round up to 4 anyway) */
+static void fd_new_msg_table(lsink *c, const lgrpc_msgdef *m, const uint8_t *s, size_t n)
+{
+  size_t k = m->nfields <= 4 ? m->nfields
+           : lgrpc_codec_count_fields(s, s + n, (size_t)m->nfields + 1, c->s->limits.max_depth);
+  lua_createtable(c->L, 0, (int)k);
+}
+
+/* a scalar, enum, string or bytes value of f read at *pp and pushed; 0 or give up */
+static int fd_push_scalar(lsink *c, const lgrpc_field *f, const uint8_t **pp, const uint8_t *end)
+{
+  lgrpc_value v;
+  if (f->op >= LGRPC_OP_STRING) { /* string, bytes (messages and groups never come here) */
+    const uint8_t *s;
+    size_t n;
+    if (lgrpc_wire_get_len(pp, end, &s, &n)) return FD_GIVE_UP;
+    if (f->op == LGRPC_OP_STRING_UTF8 && !lgrpc_wire_utf8_valid(s, n)) return FD_GIVE_UP;
+    lua_pushlstring(c->L, (const char *)s, n);
+    return 0;
+  }
+  if (lgrpc_codec_read_scalar(f, pp, end, &v)) return FD_GIVE_UP;
+  if (f->op == LGRPC_OP_ENUM_CLOSED && lgrpc_schema_enum_find(&c->s->enums[f->sub], (int32_t)v.v.i64) < 0)
+    return FD_GIVE_UP; /* goes to the unknown fields */
+  push_value(c->L, c->s, c->names, f, &v, c->enum_names, c->int64_mode);
+  return 0;
+}
+
+/* one map entry (its length prefix at *pp) of map field f into the table at map. The usual
+ * entry, a scalar key then a scalar value, is pushed as it is read; anything else (a missing,
+ * repeated or reordered part, a message value) goes through the two slots */
+static int fd_entry(lsink *c, const lgrpc_field *f, const uint8_t **pp, const uint8_t *end, int map,
+                    int depth)
+{
+  lua_State *L = c->L;
+  const lgrpc_msgdef *em = &c->s->msgs[f->sub];
+  const uint8_t *p, *e;
+  size_t n;
+  if (lgrpc_wire_get_len(pp, end, &p, &n)) return FD_GIVE_UP;
+  e = p + n;
+  int key = lua_gettop(L) + 1, val = key + 1;
+  int have_key = 0, have_val = 0, in_order = 1; /* in_order: the stack holds [key [val]] as read */
+  while (p < e) {
+    uint64_t tag;
+    if (lgrpc_wire_get_varint(&p, e, &tag)) return FD_GIVE_UP;
+    uint64_t num = tag >> 3;
+    const lgrpc_field *g = num == 1 || num == 2 ? lgrpc_schema_find_field(em, (uint32_t)num) : NULL;
+    if (!g || (int)(tag & 7) != g->wt || g->op == LGRPC_OP_GROUP || g->op == LGRPC_OP_MAP)
+      return FD_GIVE_UP;
+    int is_msg = g->op == LGRPC_OP_MESSAGE;
+    if (in_order && !is_msg && (num == 1 ? !have_key && !have_val : have_key && !have_val)) {
+      if (fd_push_scalar(c, g, &p, e)) return FD_GIVE_UP;
+    } else {
+      int slot = num == 1 ? key : val;
+      if (in_order) { lua_settop(L, val); in_order = 0; } /* the slots not read yet: nil */
+      if (is_msg) { /* the value is a message: occurrences merge */
+        const uint8_t *s;
+        size_t sn;
+        if (depth + 2 > c->s->limits.max_depth || lgrpc_wire_get_len(&p, e, &s, &sn)) return FD_GIVE_UP;
+        if (!lua_istable(L, slot)) {
+          fd_new_msg_table(c, &c->s->msgs[g->sub], s, sn);
+          lua_replace(L, slot);
+        }
+        if (fd_msg(c, &c->s->msgs[g->sub], s, s + sn, slot, depth + 2)) return FD_GIVE_UP;
+      } else {
+        if (fd_push_scalar(c, g, &p, e)) return FD_GIVE_UP;
+        lua_replace(L, slot);
+      }
+    }
+    if (num == 1) have_key = 1; else have_val = 1;
+  }
+  if (!have_key || !have_val) {
+    lua_settop(L, val);
+    if (!have_key) { push_default(c, em, 1); lua_replace(L, key); }
+    if (!have_val) { push_default(c, em, 2); lua_replace(L, val); }
+  }
+  if (have_key || !lua_isnil(L, key)) lua_rawset(L, map);
+  else lua_settop(L, key - 1);
+  return 0;
+}
+
+/* the message m from p[0..end) into the table at t (merging into what it holds), at depth */
+static int fd_msg(lsink *c, const lgrpc_msgdef *m, const uint8_t *p, const uint8_t *end, int t,
+                  int depth)
+{
+  lua_State *L = c->L;
+  if (!lua_checkstack(L, 12)) return FD_GIVE_UP;
+  int rep = lua_gettop(L) + 1; /* the array (or map) of the repeated field last seen */
+  const lgrpc_field *rep_field = NULL;
+  int rep_len = 0;
+  lua_pushnil(L);
+  while (p < end) {
+    const uint8_t *rec = p;
+    uint64_t tag;
+    if (lgrpc_wire_get_varint(&p, end, &tag)) return FD_GIVE_UP;
+    uint64_t num = tag >> 3;
+    int wt = (int)(tag & 7);
+    const lgrpc_field *f = num - 1 < LGRPC_WIRE_MAX_FIELD ? lgrpc_schema_find_field(m, (uint32_t)num) : NULL;
+    int packed = 0;
+    if (!f || wt != f->wt) {
+      if (f && wt == LGRPC_WT_LEN && (f->flags & LGRPC_F_REPEATED) && f->op <= LGRPC_OP_LAST_PACKABLE) {
+        packed = 1;
+      } else if (!c->keep_unknown && num - 1 < LGRPC_WIRE_MAX_FIELD && wt != LGRPC_WT_SGROUP &&
+                 wt != LGRPC_WT_EGROUP && wt <= LGRPC_WT_I32) {
+        if (lgrpc_wire_skip(&p, end, (uint32_t)num, wt, c->s->limits.max_depth - depth)) return FD_GIVE_UP;
+        continue; /* unknown = "drop" */
+      } else {
+        return FD_GIVE_UP;
+      }
+    }
+    if (f->op == LGRPC_OP_GROUP) return FD_GIVE_UP;
+    if (f->flags & LGRPC_F_REPEATED) {
+      if (rep_field != f) {
+        int is_map = f->op == LGRPC_OP_MAP, hint;
+        if (packed) {
+          const uint8_t *q = p, *s;
+          size_t n;
+          hint = lgrpc_wire_get_len(&q, end, &s, &n) ? 0 : (int)lgrpc_codec_count_packed(f, s, n);
+        } else {
+          hint = (int)lgrpc_codec_count_run(rec, end, tag, c->s->limits.max_depth);
+        }
+        if (hint > HINT_CAP) hint = HINT_CAP;
+        lua_rawgeti(L, c->names, f->name);
+        if (rawget_type(L, t) != LUA_TTABLE) {
+          lua_pop(L, 1);
+          lua_createtable(L, is_map ? 0 : hint, is_map ? hint : 0);
+          lua_rawgeti(L, c->names, f->name);
+          lua_pushvalue(L, -2);
+          lua_rawset(L, t);
+        }
+        lua_replace(L, rep);
+        rep_len = is_map ? 0 : (int)lua_rawlen(L, rep);
+        rep_field = f;
+      }
+      if (packed) {
+        const uint8_t *s, *e;
+        size_t n;
+        if (lgrpc_wire_get_len(&p, end, &s, &n)) return FD_GIVE_UP;
+        e = s + n;
+        if (f->op == LGRPC_OP_INT32 || f->op == LGRPC_OP_UINT32 || f->op == LGRPC_OP_SINT32) {
+          while (s < e) { /* the usual packed run: 32-bit integers pushed as they are read */
+            uint64_t u;
+            if (lgrpc_wire_get_varint(&s, e, &u)) return FD_GIVE_UP;
+            int64_t x = f->op == LGRPC_OP_INT32 ? (int64_t)(int32_t)(uint32_t)u
+                      : f->op == LGRPC_OP_UINT32 ? (int64_t)(uint32_t)u
+                      : (int64_t)lgrpc_wire_unzigzag32((uint32_t)u);
+            push_small(L, x);
+            lua_rawseti(L, rep, ++rep_len);
+          }
+        }
+        while (s < e) {
+          if (fd_push_scalar(c, f, &s, e)) return FD_GIVE_UP;
+          lua_rawseti(L, rep, ++rep_len);
+        }
+      } else if (f->op == LGRPC_OP_MAP) {
+        if (depth + 1 > c->s->limits.max_depth || fd_entry(c, f, &p, end, rep, depth)) return FD_GIVE_UP;
+      } else if (f->op == LGRPC_OP_MESSAGE) {
+        const uint8_t *s;
+        size_t n;
+        if (depth + 1 > c->s->limits.max_depth || lgrpc_wire_get_len(&p, end, &s, &n)) return FD_GIVE_UP;
+        const lgrpc_msgdef *sm = &c->s->msgs[f->sub];
+        fd_new_msg_table(c, sm, s, n);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, rep, ++rep_len);
+        if (fd_msg(c, sm, s, s + n, lua_gettop(L), depth + 1)) return FD_GIVE_UP;
+        lua_pop(L, 1);
+      } else {
+        if (fd_push_scalar(c, f, &p, end)) return FD_GIVE_UP;
+        lua_rawseti(L, rep, ++rep_len);
+      }
+      continue;
+    }
+    if (f->oneof >= 0) clear_oneof(c, m, f, t);
+    if (f->op == LGRPC_OP_MESSAGE) { /* present already: the occurrences merge */
+      const uint8_t *s;
+      size_t n;
+      if (depth + 1 > c->s->limits.max_depth || lgrpc_wire_get_len(&p, end, &s, &n)) return FD_GIVE_UP;
+      const lgrpc_msgdef *sm = &c->s->msgs[f->sub];
+      lua_rawgeti(L, c->names, f->name);
+      if (rawget_type(L, t) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        fd_new_msg_table(c, sm, s, n);
+        lua_rawgeti(L, c->names, f->name);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, t);
+      }
+      if (fd_msg(c, sm, s, s + n, lua_gettop(L), depth + 1)) return FD_GIVE_UP;
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_rawgeti(L, c->names, f->name);
+    if (fd_push_scalar(c, f, &p, end)) return FD_GIVE_UP;
+    lua_rawset(L, t);
+  }
+  lua_settop(L, rep - 1);
+  if (c->defaults) fill_defaults(L, c->s, c->names, m, t, c->enum_names, c->int64_mode);
+  return 0;
+}
+
 /* after decode: every proto2 required field present, else "path: missing required field" */
 static int check_required(lua_State *L, const lgrpc_schema *s, int names, const lgrpc_msgdef *m,
                           int t, char *path, size_t plen, size_t cap, int depth)
@@ -1106,12 +1327,21 @@ static void *scratch(lua_State *L, lschema *S, void **slot, size_t size)
 /* the message index for the name at stack index idx, or -1 */
 static int find_message(lua_State *L, lschema *S, int idx)
 {
+  const char *name = lua_tostring(L, idx);
+  if (name && name == S->last_name) return S->last_msg;
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->aux_ref);
   lua_rawgeti(L, -1, AUX_MSGIDX);
   lua_pushvalue(L, idx);
   lua_rawget(L, -2);
   int i = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tonumber(L, -1) : -1;
-  lua_pop(L, 3);
+  lua_pop(L, 2);
+  if (i >= 0 && name) { /* remember it: the aux table anchors the string */
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, AUX_LAST_NAME);
+    S->last_name = name;
+    S->last_msg = i;
+  }
+  lua_pop(L, 1);
   return i;
 }
 
@@ -1222,11 +1452,17 @@ static int schema_decode(lua_State *L)
   c->L = L;
   c->s = S->s;
   c->err = &err;
-  c->enum_names = opt_choice(L, 4, "enums", ENUM_CHOICES) == 0;
-  c->int64_mode = opt_choice(L, 4, "int64", INT64_CHOICES) == 1 ? I64_STRING : I64_NATIVE;
-  c->keep_unknown = opt_choice(L, 4, "unknown", UNKNOWN_CHOICES) == 0;
-  c->defaults = opt_bool(L, 4, "defaults");
-  int partial = opt_bool(L, 4, "partial");
+  int partial = 0;
+  c->enum_names = c->keep_unknown = 1;
+  c->int64_mode = I64_NATIVE;
+  c->defaults = 0;
+  if (!lua_isnil(L, 4)) {
+    c->enum_names = opt_choice(L, 4, "enums", ENUM_CHOICES) == 0;
+    c->int64_mode = opt_choice(L, 4, "int64", INT64_CHOICES) == 1 ? I64_STRING : I64_NATIVE;
+    c->keep_unknown = opt_choice(L, 4, "unknown", UNKNOWN_CHOICES) == 0;
+    c->defaults = opt_bool(L, 4, "defaults");
+    partial = opt_bool(L, 4, "partial");
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->aux_ref);
   lua_rawgeti(L, -1, AUX_NAMES);
   c->names = lua_gettop(L);
@@ -1243,12 +1479,17 @@ static int schema_decode(lua_State *L)
   c->run_field = NULL;
   c->run_len = c->body_hint = 0;
   if (!lua_checkstack(L, 16)) return luaL_error(L, "Lua stack overflow"); /* see sink_check */
-  lgrpc_codec_sink sink = { c, sink_value, sink_begin, sink_end, sink_unknown, sink_reserve };
   S->busy++;
-  int rc = lgrpc_codec_decode(S->s, (uint32_t)msg, (const uint8_t *)p, n, &sink, &err);
+  int rc = fd_msg(c, m, (const uint8_t *)p, (const uint8_t *)p + n, root, 0);
+  if (rc) { /* the general walk from the start, on a fresh table */
+    lua_settop(L, root - 1);
+    lua_createtable(L, 0, (int)(m->nfields < 64 ? m->nfields : 64));
+    lgrpc_codec_sink sink = { c, sink_value, sink_begin, sink_end, sink_unknown, sink_reserve };
+    rc = lgrpc_codec_decode(S->s, (uint32_t)msg, (const uint8_t *)p, n, &sink, &err);
+    if (!rc) finish_msg(c, &c->f[0]);
+  }
   S->busy--;
   if (rc) return fail_nil(L, err.msg);
-  finish_msg(c, &c->f[0]);
   lua_settop(L, root);
   if (!partial && (m->flags & LGRPC_M_HAS_REQUIRED)) {
     char path[600];
@@ -1393,6 +1634,8 @@ static int codec_compile(lua_State *L)
   S->aux_ref = LUA_NOREF;
   S->busy = 0;
   S->scratch_src = S->scratch_sink = NULL;
+  S->last_name = NULL;
+  S->last_msg = -1;
   lgrpc_wbuf_init(&S->buf, 0);
   luaL_getmetatable(L, SCHEMA_MT);
   lua_setmetatable(L, -2);

@@ -29,6 +29,7 @@
 typedef struct lsession {
   lgrpc_h2_session *s;  /* NULL once freed */
   lgrpc_conn *conn;     /* loop-owned sessions: the connection owning s */
+  int coalesce;         /* deliver request + first message + half-close as one event */
 } lsession;
 
 typedef struct lstream {
@@ -260,9 +261,7 @@ static int push_stream(lua_State *L, int sidx, lgrpc_h2_stream *st)
   h->st = st;
   luaL_getmetatable(L, MT_STREAM);
   lua_setmetatable(L, -2);
-  lua_createtable(L, 1, 0);
-  lua_pushvalue(L, sidx);
-  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, -3); /* the session's own uservalue table, whose [3] is the session: keeps it alive */
   setuv(L, -2);
   lgrpc_h2_stream_attach(st);
   lua_pushlightuserdata(L, st);
@@ -428,7 +427,8 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
 {
   static const char *names[] = {NULL, "request", "headers", "message", "half_close", "cancel",
                                 "status", "deadline", "drain", "goaway", "closed"};
-  lua_createtable(L, 0, 6);
+  /* a request carries up to ~12 fields once coalesced: sized once, never rehashed */
+  lua_createtable(L, 0, ev->type == LGRPC_EV_REQUEST ? 12 : 6);
   lua_pushstring(L, names[ev->type]);
   lua_setfield(L, -2, "type");
   if (ev->stream) {
@@ -437,18 +437,32 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
   }
   switch (ev->type) {
   case LGRPC_EV_REQUEST:
-    set_field_str(L, ev->fields, LGRPC_HF_PATH, "path");
-    set_field_str(L, ev->fields, LGRPC_HF_AUTHORITY, "authority");
-    set_field_str(L, ev->fields, LGRPC_HF_ENCODING, "encoding");
-    set_field_str(L, ev->fields, LGRPC_HF_ACCEPT_ENCODING, "accept_encoding");
-    set_field_str(L, ev->fields, LGRPC_HF_CONTENT_TYPE, "content_type");
-    set_field_str(L, ev->fields, LGRPC_HF_USER_AGENT, "user_agent");
-    if (ev->timeout >= 0) {
-      setint(L, "timeout", ev->timeout);
-      setint(L, "deadline", ev->deadline);
+    {
+      /* one walk over the fields: the first of each well-known kind, and whether any is metadata */
+      const lgrpc_h2_field *first[LGRPC_HF_RESERVED + 1] = {0};
+      int has_md = 0;
+      for (const lgrpc_h2_field *f = ev->fields; f; f = f->next) {
+        if (f->kind == LGRPC_HF_MD) has_md = 1;
+        else if (f->kind > 0 && f->kind <= LGRPC_HF_RESERVED && !first[f->kind]) first[f->kind] = f;
+      }
+      static const struct { int kind; const char *key; } keys[] = {
+        {LGRPC_HF_PATH, "path"}, {LGRPC_HF_AUTHORITY, "authority"}, {LGRPC_HF_ENCODING, "encoding"},
+        {LGRPC_HF_ACCEPT_ENCODING, "accept_encoding"}, {LGRPC_HF_CONTENT_TYPE, "content_type"},
+        {LGRPC_HF_USER_AGENT, "user_agent"}};
+      for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const lgrpc_h2_field *x = first[keys[i].kind];
+        if (x) setstr(L, keys[i].key, x->value, x->valuelen);
+      }
+      if (ev->timeout >= 0) {
+        setint(L, "timeout", ev->timeout);
+        setint(L, "deadline", ev->deadline);
+      }
+      /* a coalescing session (the server's) gets no table when there is no metadata at all */
+      if (has_md || !((lsession *)lua_touserdata(L, sidx))->coalesce) {
+        push_metadata(L, ev->fields);
+        lua_setfield(L, -2, "metadata");
+      }
     }
-    push_metadata(L, ev->fields);
-    lua_setfield(L, -2, "metadata");
     break;
   case LGRPC_EV_HEADERS:
     set_field_str(L, ev->fields, LGRPC_HF_ENCODING, "encoding");
@@ -494,23 +508,113 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
   return 1;
 }
 
+/* Coalescing (session:coalesce): a request whose first message (uncompressed) and half-close
+ * are in the same batch gets them inside its event (`data`, `half_close = true`), so a unary call
+ * costs the call layer one event instead of three. Clients such as nghttp2 send the HEADERS of
+ * many streams before their DATA, so the parts of one call are rarely adjacent: a first pass
+ * pairs each request with the next events of its own stream (a small open-addressing table
+ * keyed by stream); the second pass pushes the request with them and skips them where they
+ * stood. Each stream's own events keep their order. */
+#define COALESCE_SLOTS 512          /* table size; at most half of it filled */
+typedef struct coalesced {
+  lgrpc_h2_stream *stream;
+  lgrpc_h2_event *req, *msg, *half;
+  int open;                         /* still taking this stream's events into the request */
+  int delivered;                    /* the request went out with msg (and half) inside */
+} coalesced;
+
+static coalesced *coalesce_slot(coalesced *t, lgrpc_h2_stream *st, int insert)
+{
+  size_t h = ((uintptr_t)st >> 4) * 0x9E3779B97F4A7C15ull >> 55; /* 9 bits: 512 slots */
+  for (size_t i = 0; i < COALESCE_SLOTS; i++) {
+    coalesced *c = &t[(h + i) & (COALESCE_SLOTS - 1)];
+    if (c->stream == st) return c;
+    if (!c->stream) {
+      if (!insert) return NULL;
+      c->stream = st;
+      return c;
+    }
+  }
+  return NULL;
+}
+
+/* Pass 1: pairs requests with their first message and half-close. Returns 1 if any. */
+static int coalesce_pairs(coalesced *t, lgrpc_h2_event *ev)
+{
+  int used = 0, any = 0;
+  for (; ev; ev = ev->next) {
+    if (!ev->stream) continue;
+    if (ev->type == LGRPC_EV_REQUEST) {
+      if (used >= COALESCE_SLOTS / 2) continue;
+      coalesced *c = coalesce_slot(t, ev->stream, 1);
+      if (!c || c->req) continue;    /* a second request on one stream cannot happen; ignore */
+      c->req = ev;
+      c->open = 1;
+      used++;
+      continue;
+    }
+    coalesced *c = coalesce_slot(t, ev->stream, 0);
+    if (!c || !c->open) continue;
+    if (ev->type == LGRPC_EV_MESSAGE && !c->msg && !ev->compressed) {
+      c->msg = ev;
+      any = 1;
+    } else if (ev->type == LGRPC_EV_HALF_CLOSE && c->msg) {
+      c->half = ev;
+      c->open = 0;
+    } else {
+      c->open = 0;                   /* anything else ends the pairing; it keeps its place */
+    }
+  }
+  return any;
+}
+
+static int push_events(lua_State *L, int sidx, int arr, int n, int with_session, int *closed,
+                       lgrpc_h2_event *ev);
+
 /* Appends the session's events to the array at `arr`; n is its length so far. Sets *closed. */
 static int drain_events(lua_State *L, int sidx, int arr, int n, int with_session, int *closed)
 {
   lsession *ls = lua_touserdata(L, sidx);
   *closed = 0;
   if (!ls->s) return n;
-  lgrpc_h2_event *ev = lgrpc_h2_take_events(ls->s);
+  return push_events(L, sidx, arr, n, with_session, closed, lgrpc_h2_take_events(ls->s));
+}
+
+/* drain_events over events already taken from the session */
+static int push_events(lua_State *L, int sidx, int arr, int n, int with_session, int *closed,
+                       lgrpc_h2_event *ev)
+{
+  lsession *ls = lua_touserdata(L, sidx);
+  *closed = 0;
+  coalesced table[COALESCE_SLOTS];
+  int pairs = 0;
+  if (ls->coalesce && ev && ev->next) {
+    memset(table, 0, sizeof table);
+    pairs = coalesce_pairs(table, ev);
+  }
   while (ev) {
     lgrpc_h2_event *next = ev->next;
     if (ev->type == LGRPC_EV_CLOSED) *closed = 1;
-    luaL_checkstack(L, 24, "building transport events");
-    if (push_event(L, sidx, ev)) {
-      if (with_session) {
-        lua_pushvalue(L, sidx);
-        lua_setfield(L, -2, "session");
+    coalesced *c = pairs && ev->stream ? coalesce_slot(table, ev->stream, 0) : NULL;
+    if (c && c->delivered && (ev == c->msg || ev == c->half)) {
+      /* already delivered inside its request */
+    } else {
+      luaL_checkstack(L, 24, "building transport events");
+      if (push_event(L, sidx, ev)) {
+        if (with_session) {
+          lua_pushvalue(L, sidx);
+          lua_setfield(L, -2, "session");
+        }
+        if (c && ev == c->req && c->msg) {
+          c->delivered = 1;
+          setstr(L, "data", c->msg->data ? c->msg->data : "", c->msg->len);
+          if (c->half) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "half_close");
+          }
+        }
+        lua_rawseti(L, arr, ++n);
       }
-      lua_rawseti(L, arr, ++n);
     }
     lgrpc_h2_event_free(ls->s, ev);
     ev = next;
@@ -525,9 +629,10 @@ static lsession *new_session_ud(lua_State *L, lgrpc_h2_session *s, lgrpc_conn *c
   lsession *ls = lua_newuserdata(L, sizeof *ls);
   ls->s = s;
   ls->conn = conn;
+  ls->coalesce = 0;
   luaL_getmetatable(L, MT_SESSION);
   lua_setmetatable(L, -2);
-  lua_createtable(L, 2, 0);
+  lua_createtable(L, 3, 0);
   lua_newtable(L); /* weak: stream struct -> handle */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
@@ -538,6 +643,8 @@ static lsession *new_session_ud(lua_State *L, lgrpc_h2_session *s, lgrpc_conn *c
     lua_pushvalue(L, loopidx);
     lua_rawseti(L, -2, 2);
   }
+  lua_pushvalue(L, -2); /* [3]: the session, for its streams, which share this table */
+  lua_rawseti(L, -2, 3);
   setuv(L, -2);
   return ls;
 }
@@ -581,6 +688,15 @@ static int se_send_pending(lua_State *L)
   lgrpc_bytes_free(&out);
   if (rc == LGRPC_ENET_NOMEM) return luaL_error(L, "out of memory");
   return 1;
+}
+
+/* session:coalesce(on): request events carry the first message and the half-close when they
+ * arrived together (see coalesce_request); the server turns this on for its connections. */
+static int se_coalesce(lua_State *L)
+{
+  lsession *ls = checkud(L, 1, MT_SESSION);
+  ls->coalesce = lua_toboolean(L, 2);
+  return 0;
 }
 
 static int se_events(lua_State *L)
@@ -931,9 +1047,14 @@ static int lo_poll(lua_State *L)
     lua_Number t = luaL_checknumber(L, 2);
     timeout = t < 0 ? 0 : (int64_t)t;
   }
-  lua_settop(L, 1);
+  /* poll(ms, into): the events go into the caller's table `into` (entries past the new ones are
+   * cleared), so a driver polling in a loop reuses one array instead of growing a new one */
+  int into = lua_istable(L, 3);
+  lua_Integer old = into ? (lua_Integer)lua_objlen(L, 3) : 0;
+  if (into) lua_replace(L, 2);
+  lua_settop(L, into ? 2 : 1);
   if (lgrpc_loop_poll(ll->lp, timeout) != 0) return fail(L, "ESYS: poll failed");
-  lua_newtable(L);                /* 2: result */
+  if (!into) lua_newtable(L);     /* 2: result */
   loop_table(L, 1, "conns");      /* 3 */
   loop_table(L, 1, "listeners");  /* 4 */
   loop_table(L, 1, "timers");     /* 5 */
@@ -985,11 +1106,19 @@ static int lo_poll(lua_State *L)
   lgrpc_conn *c = lgrpc_loop_first_conn(ll->lp);
   while (c) {
     lgrpc_conn *next = lgrpc_conn_next(c);
+    /* only connections with events cost anything here (1000 idle ones: a pointer walk) */
+    lgrpc_h2_session *cs = lgrpc_conn_session(c);
+    lgrpc_h2_event *evs = cs ? lgrpc_h2_take_events(cs) : NULL;
+    if (!evs) { c = next; continue; }
     lua_pushlightuserdata(L, c);
     lua_rawget(L, 3);
-    if (!lua_isnil(L, -1)) {
+    lsession *cls = lua_isnil(L, -1) ? NULL : lua_touserdata(L, -1);
+    if (!cls || cls->s != cs) {
+      /* no Lua session for it (cannot happen while the conn is linked): drop the events */
+      while (evs) { lgrpc_h2_event *nx = evs->next; lgrpc_h2_event_free(cs, evs); evs = nx; }
+    } else {
       int sidx = lua_gettop(L), closed;
-      n = drain_events(L, sidx, 2, n, 1, &closed);
+      n = push_events(L, sidx, 2, n, 1, &closed, evs);
       if (closed) {
         lgrpc_conn_unlink(c);
         lua_pushlightuserdata(L, c);
@@ -999,6 +1128,10 @@ static int lo_poll(lua_State *L)
     }
     lua_pop(L, 1);
     c = next;
+  }
+  for (lua_Integer i = old; i > n; i--) {
+    lua_pushnil(L);
+    lua_rawseti(L, 2, (int)i);
   }
   lua_settop(L, 2);
   return 1;
@@ -1158,7 +1291,7 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, l
 int lgrpc_lua_open_net(lua_State *L)
 {
   static const luaL_Reg session_m[] = {
-    {"recv", se_recv}, {"send_pending", se_send_pending}, {"events", se_events},
+    {"recv", se_recv}, {"send_pending", se_send_pending}, {"events", se_events}, {"coalesce", se_coalesce},
     {"tick", se_tick}, {"next_deadline", se_next_deadline}, {"want_write", se_want_write},
     {"alive", se_alive}, {"request", se_request}, {"shutdown", se_shutdown},
     {"close", se_close}, {"abort", se_abort}, {"stats", se_stats}, {"role", se_role}, {"peer", se_peer}, {"tls", se_tls},

@@ -602,6 +602,84 @@ describe("lgrpc.proto.codec", function()
       assert.equal("codec.p3.Scalars.f_bytes: truncated bytes", err)
     end)
   end)
+  -- Decoding goes straight into tables when the input holds nothing unusual, and through the
+  -- general walk otherwise (one unknown field kept is enough to send it there). The same bytes
+  -- with one more unknown record must decode to the same tables plus that record, whichever
+  -- path each decode took, for valid, repeated, spliced and damaged inputs alike.
+  describe("decode paths", function()
+    local R = require "codec_random"
+    local SEED = tonumber(os.getenv("CODEC_SEED") or "") or os.time()
+    local KEEP = unhex("f8ffffff0f00")         -- field 2^29-1 = 0: a kept unknown record
+    local DROP = unhex("fbffffff0ffcffffff0f") -- the same number as an empty group
+    local OPTS = { {}, { int64 = "string" }, { enums = "number" }, { defaults = true }, { partial = true } }
+
+    local function with(o, k, v)
+      local c = {}
+      for a, b in pairs(o) do c[a] = b end
+      c[k] = v
+      return c
+    end
+
+    local function damaged(b)
+      local out = { b, b .. b } -- the whole message twice: last one wins, messages merge
+      if #b > 0 then
+        local i = math.random(#b)
+        out[#out + 1] = b:sub(1, i - 1)                                                  -- truncated
+        out[#out + 1] = b:sub(1, i - 1) .. string.char(math.random(0, 255)) .. b:sub(i + 1) -- one byte changed
+        out[#out + 1] = b:sub(1, i - 1) .. b:sub(i + 1)                                 -- one byte gone
+      end
+      return out
+    end
+
+    local function agree(schema, files, names, count)
+      math.randomseed(SEED)
+      local ix = R.index(files)
+      local compared = 0
+      for _, name in ipairs(names) do
+        for n = 1, count do
+          local t = R.message(ix, name)
+          local b = assert(schema:encode(name, n % 2 == 0 and R.strip_unknown(t) or t))
+          for _, x in ipairs(damaged(b)) do
+            for _, o in ipairs(OPTS) do
+              local where = ("seed %d, %s #%d, input %s, opts %s"):format(SEED, name, n, fdp.hex(x),
+                (next(o)) or "-")
+              local r1 = schema:decode(name, x, o)
+              if r1 then
+                local r2, err = schema:decode(name, x .. KEEP, o)
+                assert(r2, where .. ": " .. tostring(err))
+                assert.equal((r1["$unknown"] or "") .. KEEP, r2["$unknown"], where)
+                r2["$unknown"] = r1["$unknown"]
+                local ok, path = R.equal(r1, r2)
+                assert(ok, where .. ": tables differ at " .. tostring(path))
+                local d = with(o, "unknown", "drop")
+                local d1 = assert(schema:decode(name, x, d))
+                local d2 = assert(schema:decode(name, x .. DROP, d))
+                ok, path = R.equal(d1, d2)
+                assert(ok, where .. ": dropping, tables differ at " .. tostring(path))
+                ok, path = R.equal(R.strip_unknown(r1), d1)
+                assert(ok, where .. ": dropping differs from keeping at " .. tostring(path))
+                compared = compared + 1
+              end
+            end
+          end
+        end
+      end
+      return compared
+    end
+
+    it("build the same tables from the same bytes (proto3)", function()
+      local n = agree(p3, fdp.load(FIX, "p3.proto"),
+        { "codec.p3.Big", "codec.p3.Node", "codec.p3.Maps", "codec.p3.Presence", "codec.p3.Repeated" }, 40)
+      assert.is_true(n > 400, "too few inputs decoded: " .. n)
+    end)
+
+    it("build the same tables from the same bytes (proto2: closed enums, required, groups, extensions)", function()
+      local n = agree(p2, fdp.load(FIX, "p2.proto"),
+        { "codec.p2.Defaults", "codec.p2.Holder", "codec.p2.Closed", "codec.p2.WithGroup" }, 40)
+      assert.is_true(n > 300, "too few inputs decoded: " .. n)
+    end)
+  end)
+
   describe("descriptor sets", function()
     local desc
     setup(function()

@@ -135,6 +135,54 @@ describe("net session", function()
     end)
   end)
 
+  describe("coalescing (the server's request events)", function()
+    local function request(p, path, msgs, half, opts)
+      local st = assert(p.client:request(opts or { path = path }))
+      for _, m in ipairs(msgs) do assert.is_true((st:send_message(m[1], m[2]))) end
+      if half then assert.is_true(st:close_send()) end
+      return st
+    end
+
+    it("folds each request's first message and half-close into it, across interleaved streams", function()
+      local p = pair.new({}, {})
+      p.server:coalesce(true)
+      -- three calls submitted before any byte moves: the client sends every HEADERS first
+      request(p, "/pkg.S/A", { { "a1" } }, true)
+      request(p, "/pkg.S/B", { { "b1" }, { "b2" } }, true)
+      request(p, "/pkg.S/C", { { "c1" } }, false)
+      local _, se = p.run()
+      local by = {}
+      for _, e in ipairs(se) do
+        local id = e.stream:id()
+        by[id] = by[id] or {}
+        local t = by[id]
+        t[#t + 1] = e.type .. (e.data and ":" .. e.data or "") .. (e.half_close and "+half" or "")
+      end
+      assert.same({ "request:a1+half" }, by[1])
+      assert.same({ "request:b1", "message:b2", "half_close" }, by[3])
+      assert.same({ "request:c1" }, by[5])
+      for _, e in ipairs(se) do
+        if e.type == "request" then assert.is_nil(e.metadata) end  -- none was sent
+      end
+    end)
+
+    it("keeps metadata, and leaves compressed messages and other sessions' events alone", function()
+      local p = pair.new({}, {})
+      p.server:coalesce(true)
+      request(p, nil, { { "\1\2", true } }, true,
+        { path = "/pkg.S/Z", encoding = "gzip", metadata = { ["x-k"] = "v" } })
+      local _, se = p.run()
+      assert.same({ "request", "message", "half_close" }, pair.types(se))
+      assert.same({ "v" }, se[1].metadata["x-k"])
+      assert.is_true(se[2].compressed)
+      local q = pair.new({}, {})          -- coalescing is off by default
+      request(q, "/pkg.S/A", { { "a1" } }, true)
+      local _, qe = q.run()
+      assert.same({ "request", "message", "half_close" }, pair.types(qe))
+      assert.is_table(qe[1].metadata)
+    end)
+  end)
+
   describe("metadata rules", function()
     it("refuses reserved and malformed keys and non-ASCII values", function()
       local c = net.session("client")

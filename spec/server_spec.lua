@@ -241,6 +241,90 @@ describe("lgrpc.server", function()
     srv:shutdown(0)
   end)
 
+  -- A bare transport session as the client, to send a request in pieces: the server runs a
+  -- unary handler only once the message and the half-close are in, in whatever batches they come.
+  local function bare_client(port)
+    local rt = lgrpc.runtime.default()
+    local session = assert(rt.driver.connect("127.0.0.1:" .. port, {}))
+    local got = {}
+    rt:own(session, { event = function(_, ev) got[#got + 1] = ev end })
+    local function wait_for(kind, limit)
+      local t0 = lgrpc.now()
+      while lgrpc.now() - t0 < (limit or 3) do
+        for _, ev in ipairs(got) do if ev.type == kind then return ev end end
+        lgrpc.sleep(0.01)
+      end
+    end
+    local function close()
+      session:close()
+      wait_for("closed", 2)
+      rt:disown(session)
+    end
+    return session, got, wait_for, close
+  end
+
+  it("runs a unary handler once its request is complete, sent in separate pieces", function()
+    local runs, seen = 0, nil
+    local srv, port = kit.server{ Unary = function(req, ctx)
+      runs = runs + 1
+      seen = { text = req.text, x = ctx.metadata:get("x-piece") }
+      return { text = req.text .. "!" }
+    end }
+    local session, got, wait_for, close = bare_client(port)
+    local stream = assert(session:request{ path = "/lgrpctest.Echo/Unary",
+      metadata = { ["x-piece"] = "yes" } })
+    lgrpc.sleep(0.05)
+    assert.are.equal(0, runs)          -- headers alone: nothing runs yet
+    assert(stream:send_message(assert(kit.pool():encode("lgrpctest.Msg", { text = "late" }))))
+    lgrpc.sleep(0.05)
+    assert.are.equal(0, runs)          -- the message without the half-close: still waiting
+    stream:close_send()
+    local st = wait_for("status")
+    assert.is_table(st)
+    assert.are.equal(0, st.code)
+    assert.are.equal(1, runs)
+    assert.are.same({ text = "late", x = "yes" }, seen)
+    local msg
+    for _, ev in ipairs(got) do if ev.type == "message" then msg = ev.data end end
+    assert.are.equal("late!", kit.pool():decode("lgrpctest.Msg", msg).text)
+    close()
+    srv:shutdown(0)
+  end)
+
+  it("ends a unary call cancelled before its request is complete without running the handler", function()
+    local runs = 0
+    local srv, port = kit.server{ Unary = function() runs = runs + 1 return {} end }
+    local session, _, _, close = bare_client(port)
+    local stream = assert(session:request{ path = "/lgrpctest.Echo/Unary" })
+    assert(stream:send_message(assert(kit.pool():encode("lgrpctest.Msg", { text = "x" }))))
+    lgrpc.sleep(0.05)
+    assert.are.equal(1, srv.ncalls)
+    stream:reset(8)
+    local t0 = lgrpc.now()
+    while srv.ncalls > 0 and lgrpc.now() - t0 < 2 do lgrpc.sleep(0.01) end
+    assert.are.equal(0, srv.ncalls)
+    assert.are.equal(0, runs)
+    close()
+    srv:shutdown(0)
+  end)
+
+  it("answers UNIMPLEMENTED when a unary request carries two messages", function()
+    local runs = 0
+    local srv, port = kit.server{ Unary = function() runs = runs + 1 return {} end }
+    local session, _, wait_for, close = bare_client(port)
+    local stream = assert(session:request{ path = "/lgrpctest.Echo/Unary" })
+    local bytes = assert(kit.pool():encode("lgrpctest.Msg", { text = "x" }))
+    assert(stream:send_message(bytes))
+    assert(stream:send_message(bytes))
+    local st = wait_for("status")
+    assert.is_table(st)
+    assert.are.equal(status.UNIMPLEMENTED, st.code)
+    assert.are.equal(0, runs)
+    stream:close_send()
+    close()
+    srv:shutdown(0)
+  end)
+
   it("shows the handler a client that cancels mid-stream", function()
     local seen = {}
     with({ Bidi = function(stream, ctx)

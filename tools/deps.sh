@@ -1,5 +1,7 @@
 #!/bin/sh
 # Installs the Debian 12 packages lgrpc needs to build, test and benchmark.
+#   sh tools/deps.sh         what make deps / make check need (PKGS)
+#   sh tools/deps.sh bench   that and what only make bench needs (BENCH_PKGS)
 # Silent no-op when everything is present; otherwise apt-get update, then install the missing ones.
 # LuaJIT comes as OpenResty's luajit2 (Debian luajit2, libluajit2-5.1-dev): Debian's plain luajit
 # conflicts with libnginx-mod-http-lua, which the OpenResty driver tests need.
@@ -16,13 +18,22 @@ librust-quick-protobuf-dev golang-github-lightstep-lightstep-tracer-common-dev
 golang-github-gogo-protobuf-dev golang-github-golang-protobuf-1-3-dev golang-google-grpc-dev"
 # The last eleven ship the real .proto files of the descriptor corpus (spec/support/corpus.lua);
 # valgrind is for the benchmarks' instruction-count profiles.
+# The grpc-go reference server (bench/go/build.sh): the Go toolchain and protoc's Go plugin of the
+# golang/protobuf 1.3 generation, the one grpc-go 1.33's sources above compile against (it
+# conflicts with Debian's protoc-gen-go 1.28, which nothing here uses).
+BENCH_PKGS="golang-go protoc-gen-go-1-3"
+case "${1:-}" in
+  "") ;;
+  bench) PKGS="$PKGS $BENCH_PKGS" ;;
+  *) echo "usage: sh tools/deps.sh [bench]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
   s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   case "$s" in *"ok installed"*) ;; *) missing="$missing $p" ;; esac
 done
 [ -z "$missing" ] && exit 0
-echo "make deps: installing$missing"
+echo "make ${1:-deps}: installing$missing"
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

@@ -268,30 +268,41 @@ local function check_type(self, name, level)
   return n
 end
 
---- Binary encoding: pool:encode(type, tbl [, opts]) -> bytes | nil, err
-function Pool:encode(name, msg, opts)
+-- encode and decode on their first use of a type name, and on every error: the checks in full
+local function encode_slow(self, name, msg, opts)
   local n, err = check_type(self, name, 2)
   if not n then return nil, err end
   if type(msg) ~= "table" then error("encode: message table expected", 2) end
-  local s = self._schema
-  if not s then
-    s, err = schema(self)
-    if not s then return nil, err end
-  end
+  local s; s, err = schema(self)
+  if not s then return nil, err end
   return s:encode(n, msg, opts)
+end
+
+local function decode_slow(self, name, bytes, opts)
+  local n, err = check_type(self, name, 2)
+  if not n then return nil, err end
+  if type(bytes) ~= "string" then error("decode: bytes expected", 2) end
+  local s; s, err = schema(self)
+  if not s then return nil, err end
+  return s:decode(n, bytes, opts)
+end
+
+-- The hot path: a type name checked before and a schema already built cost two table lookups,
+-- a type check and the C call. The slow functions are tail calls, so their error level 2 is
+-- still the caller's line.
+
+--- Binary encoding: pool:encode(type, tbl [, opts]) -> bytes | nil, err
+function Pool:encode(name, msg, opts)
+  local s, n = self._schema, self._checked[name]
+  if s and n and type(msg) == "table" then return s:encode(n, msg, opts) end
+  return encode_slow(self, name, msg, opts)
 end
 
 --- Binary decoding: pool:decode(type, bytes [, opts]) -> tbl | nil, err
 function Pool:decode(name, bytes, opts)
-  local n, err = check_type(self, name, 2)
-  if not n then return nil, err end
-  if type(bytes) ~= "string" then error("decode: bytes expected", 2) end
-  local s = self._schema
-  if not s then
-    s, err = schema(self)
-    if not s then return nil, err end
-  end
-  return s:decode(n, bytes, opts)
+  local s, n = self._schema, self._checked[name]
+  if s and n and type(bytes) == "string" then return s:decode(n, bytes, opts) end
+  return decode_slow(self, name, bytes, opts)
 end
 
 --- A new message table with defaults filled.

@@ -28,14 +28,15 @@ function runtime.loop_driver()
   local net = require("lgrpc.core").net
   local loop = assert(net.loop())
   local d = { loop = loop, net = net }
+  local events = {}   -- one array refilled by every poll (the loop dispatches it before polling again)
   function d.now() return loop:now() / 1000 end
   function d.poll(timeout)
     if timeout then
       local ms = math.ceil(timeout * 1000)
       if ms < 0 then ms = 0 end
-      return loop:poll(ms)
+      return loop:poll(ms, events)
     end
-    return loop:poll()
+    return loop:poll(nil, events)
   end
   function d.timer(seconds)
     local ms = math.ceil(seconds * 1000)
@@ -191,10 +192,72 @@ local function resume(self, task)
   elseif not ok then
     if task.traceback ~= false then r = debug.traceback(co, tostring(r)) end
     finish(self, task, { false, r, n = 2 })
+  elseif co_status(co) == "dead" then
+    -- a coroutine that returned: a detached run_now worker whose function has ended
+    finish(self, task, task.result or { true, n = 1 })
   elseif r ~= PARK then
     -- a plain coroutine.yield() from user code: let others run, then continue
     push(self, task)
   end
+end
+
+-- Pooled workers for run_now: a coroutine that runs fn(a, b), then yields IDLE to wait for
+-- the next one. A worker whose fn had to park is "detached": it becomes an ordinary task,
+-- returns when fn ends, and is not reused.
+local IDLE = setmetatable({}, { __tostring = function() return "lgrpc.idle" end })
+local MAX_IDLE_WORKERS = 64
+
+local function worker_main(w, fn, a, b)
+  while true do
+    fn(a, b)
+    if w.detached then return end
+    fn, a, b = nil, nil, nil        -- an idle worker keeps nothing alive
+    fn, a, b = coroutine.yield(IDLE)
+  end
+end
+
+--- Runs fn(a, b) now, in a task (so it may park), reusing an idle coroutine. Returns nil when
+-- fn ended without waiting (the common case: no task or coroutine was created for it), or the
+-- task it became when it had to wait (the runtime resumes it like any other).
+function RT:run_now(fn, a, b)
+  local idle = self.idle_workers
+  if not idle then idle = {} self.idle_workers = idle end
+  local n = #idle
+  local w, ok, r
+  if n > 0 then
+    w = idle[n]
+    idle[n] = nil
+  else
+    w = {}
+    w.co = coroutine.create(worker_main)
+  end
+  local task = w.task
+  if not task then
+    task = setmetatable({ rt = self, done = false, waiters = {}, co = w.co, traceback = false }, Task)
+    w.task = task
+  end
+  local co = w.co
+  self.owned[co] = task
+  self.tasks = self.tasks + 1
+  if w.started then
+    ok, r = coroutine.resume(co, fn, a, b)
+  else
+    w.started = true
+    ok, r = coroutine.resume(co, w, fn, a, b)
+  end
+  if ok and r == IDLE then
+    self.owned[co] = nil
+    self.tasks = self.tasks - 1
+    if #idle < MAX_IDLE_WORKERS then idle[#idle + 1] = w end
+    return nil
+  end
+  w.detached = true
+  if coroutine.status(co) == "dead" then
+    finish(self, task, pack(ok, r))
+  elseif r ~= PARK then
+    push(self, task, pack())       -- a plain coroutine.yield(): continue later
+  end
+  return task
 end
 
 function Task:wait()

@@ -16,7 +16,17 @@ Server.__name = "lgrpc.server"
 local SCall = {}       -- one server call (internal)
 SCall.__index = SCall
 local Ctx = {}         -- the handler's context
-Ctx.__index = Ctx
+-- ctx.metadata is built on first use: most handlers never read it
+Ctx.__index = function(ctx, k)
+  if k == "metadata" then
+    local raw = rawget(ctx, "_raw_md")
+    local md = raw and metadata.from_table(raw) or metadata.new()
+    rawset(ctx, "metadata", md)
+    return md
+  end
+  return Ctx[k]
+end
+local WEAK_KEYS = { __mode = "k" }
 local Stream = {}      -- what streaming handlers get
 Stream.__index = Stream
 local Conn = {}
@@ -183,6 +193,7 @@ function Server:event(ev)
     Conn)
   self.conns[conn] = true
   self.rt:own(ev.session, conn)
+  ev.session:coalesce(true)
   if self.closing then ev.session:shutdown(0) end
 end
 
@@ -242,20 +253,23 @@ function Server:_start(conn, ev)
   end
   local rt = self.rt
   if conn.tls_info == nil then conn.tls_info = self.tls_ctx and conn.session.tls and conn.session:tls() or false end
+  -- A server call. Kept within 16 fields for a unary call (one hash allocation): the inbox
+  -- (inbox, ihead, itail, inbox_bytes) and `waiters` are made when first needed.
+  local data = ev.data   -- the transport coalesced the first message (and maybe the half-close)
   local c = setmetatable({
-    server = self, conn = conn, stream = stream, id = stream:id(), m = m, rt = rt,
-    inbox = {}, ihead = 1, itail = 0, inbox_bytes = 0, nrecv = 0,
-    recv_bytes = 0, nsent = 0, sent_bytes = 0,
-    waiters = {}, tasks = {},
+    server = self, conn = conn, stream = stream, id = stream:id(), m = m,
+    first = data, nrecv = data and 1 or 0, recv_bytes = data and #data or 0,
+    half_closed = ev.half_close, nsent = 0, sent_bytes = 0,
   }, SCall)
+  local tls_info = conn.tls_info
   local ctx = setmetatable({
     method = m.path, service = m.info.service, method_name = m.info.name,
     peer = conn.peer, authority = ev.authority, user_agent = ev.user_agent,
-    metadata = ev.metadata and metadata.from_table(ev.metadata) or metadata.new(),
+    _raw_md = ev.metadata,
     encoding = ev.encoding,
-    tls = conn.tls_info or nil,
-    peer_identity = conn.tls_info and conn.tls_info.peer_identity or nil,
-    _call = c, _children = setmetatable({}, { __mode = "k" }),
+    tls = tls_info or nil,
+    peer_identity = tls_info and tls_info.peer_identity or nil,
+    _call = c,
   }, Ctx)
   if ev.timeout then ctx.deadline = rt:now() + ev.timeout / 1000 end
   c.ctx = ctx
@@ -263,10 +277,32 @@ function Server:_start(conn, ev)
   self.calls[c] = true
   self.ncalls = self.ncalls + 1
   live_calls = live_calls + 1
-  local task = rt:spawn(SCall._run, c)
-  task.traceback = false
-  task.ctx = ctx
-  c.task = task
+  -- The call runs in a pooled coroutine, at once when it can run to the end: a unary or
+  -- server-streaming call waits (without a task) until its request message and half-close are
+  -- in, or it ends. Only a call that has to wait while running (a streaming request, a handler
+  -- that sleeps or calls out) becomes a task the runtime resumes later.
+  if (m.kind == "unary" or m.kind == "server_stream") and not c.half_closed and c.nrecv < 2 then
+    c.deferred = true
+  else
+    c.task = rt:run_now(SCall._run, c)
+  end
+end
+
+-- starts a deferred call once its request is complete or the call has ended
+local function start_deferred(c)
+  if c.half_closed or c.nrecv >= 2 or c.finished or c.cancel_status then
+    c.deferred = nil
+    c.task = c.server.rt:run_now(SCall._run, c)
+  end
+end
+
+-- the call's wait/notify (rt:wait_change / rt:changed over c.waiters, made on first wait)
+local function wait_change(c)
+  if not c.waiters then c.waiters = {} end
+  c.server.rt:wait_change(c)
+end
+local function changed(c)
+  if c.waiters then c.server.rt:changed(c) end
 end
 
 function SCall:_event(ev)
@@ -274,6 +310,7 @@ function SCall:_event(ev)
   if t == "message" then
     self.nrecv = self.nrecv + 1
     self.recv_bytes = self.recv_bytes + #ev.data
+    if not self.inbox then self.inbox, self.ihead, self.itail, self.inbox_bytes = {}, 1, 0, 0 end
     self.itail = self.itail + 1
     self.inbox[self.itail] = ev.data
     self.inbox_bytes = self.inbox_bytes + #ev.data
@@ -284,13 +321,15 @@ function SCall:_event(ev)
       self.paused = true
       self.stream:pause()
     end
+    if self.deferred then return start_deferred(self) end
   elseif t == "half_close" then
     self.half_closed = true
+    if self.deferred then return start_deferred(self) end
   elseif t == "cancel" then
     self.finished = true
     local code = status.code_number(ev.status) or status.CANCELLED
     local d = self.ctx.deadline
-    if code == status.CANCELLED and d and d - self.rt:now() < 0.01 then
+    if code == status.CANCELLED and d and d - self.server.rt:now() < 0.01 then
       -- the client gave up at the deadline (its timer and ours race): that is the deadline
       self:_cancelled(status.deadline_exceeded("deadline exceeded"))
       return
@@ -305,7 +344,7 @@ function SCall:_event(ev)
     self:_cancelled(status.deadline_exceeded("deadline exceeded"))
     return
   end
-  self.rt:changed(self)
+  changed(self)
 end
 
 -- the call ended without the handler's status: wake everything that waits on it
@@ -315,7 +354,8 @@ function SCall:_cancelled(st)
     self.finished = true
     self.ctx:_cancel(st)
   end
-  self.rt:changed(self)
+  if self.deferred then return start_deferred(self) end
+  changed(self)
 end
 
 -- Sends the final status (once), with pending headers and trailers. Details that cannot be
@@ -359,18 +399,32 @@ function SCall:_send(msg)
   self.nsent = self.nsent + 1
   self.sent_bytes = self.sent_bytes + #bytes
   while buffered and buffered > SEND_HIGH_WATER and not self.finished do
-    self.rt:wait_change(self)
+    wait_change(self)
     buffered = self.stream:buffered()
   end
   if self.cancel_status then return nil, self.cancel_status end
   return true
 end
 
+function SCall:_undecodable(err)
+  local st = status.internal("cannot decode request: " .. tostring(err))
+  self:_status(st)
+  self:_cancelled(st)
+  return nil, st
+end
+
 -- msg | nil (end of requests) | nil, status (cancelled, undecodable)
 function SCall:_recv()
   while true do
-    if self.ihead <= self.itail then
-      local bytes = self.inbox[self.ihead]
+    local bytes = self.first
+    if bytes then
+      self.first = nil
+      local msg, err = self.m.decode(bytes)
+      if msg == nil then return self:_undecodable(err) end
+      return msg
+    end
+    if self.inbox and self.ihead <= self.itail then
+      bytes = self.inbox[self.ihead]
       self.inbox[self.ihead] = nil
       self.ihead = self.ihead + 1
       self.inbox_bytes = self.inbox_bytes - #bytes
@@ -379,17 +433,12 @@ function SCall:_recv()
         if not self.finished then self.stream:resume() end
       end
       local msg, err = self.m.decode(bytes)
-      if msg == nil then
-        local st = status.internal("cannot decode request: " .. tostring(err))
-        self:_status(st)
-        self:_cancelled(st)
-        return nil, st
-      end
+      if msg == nil then return self:_undecodable(err) end
       return msg
     end
     if self.cancel_status then return nil, self.cancel_status end
     if self.half_closed then return nil end
-    self.rt:wait_change(self)
+    wait_change(self)
   end
 end
 
@@ -434,7 +483,7 @@ function SCall:_run()
   if kind == "unary" or kind == "server_stream" then
     -- exactly one request message, then the half-close
     while not self.cancel_status and not self.half_closed and self.nrecv < 2 do
-      self.rt:wait_change(self)
+      wait_change(self)
     end
     if self.cancel_status then return self:_done() end
     if self.nrecv ~= 1 then
@@ -443,14 +492,18 @@ function SCall:_run()
       return self:_done()
     end
   end
-  local stream = setmetatable({ _call = self, ctx = ctx }, Stream)
   local ok, r1, r2
   if kind == "unary" then
     local req, err = self:_recv()
     if req == nil then return self:_done(err) end
-    ok, r1, r2 = xpcall(invoke_chain, on_error, srv.interceptors, "unary", m.info, function(rq, cx)
-      return m.handler(rq, cx)
-    end, req, ctx)
+    local ics = srv.interceptors
+    if ics[1] == nil then
+      ok, r1, r2 = xpcall(m.handler, on_error, req, ctx)
+    else
+      ok, r1, r2 = xpcall(invoke_chain, on_error, ics, "unary", m.info, function(rq, cx)
+        return m.handler(rq, cx)
+      end, req, ctx)
+    end
     st = result_status(self, ok, r1, r2)
     if not st then
       if r1 == nil then
@@ -461,6 +514,7 @@ function SCall:_run()
       end
     end
   else
+    local stream = setmetatable({ _call = self, ctx = ctx }, Stream)
     ok, r1, r2 = xpcall(invoke_chain, on_error, srv.interceptors, "stream", m.info, function(s, cx)
       if kind == "server_stream" then
         local req, err = s:recv()
@@ -496,8 +550,9 @@ function SCall:_done()
     srv.ncalls = srv.ncalls - 1
     live_calls = live_calls - 1
   end
-  self.ctx:_cancel(self.cancel_status or status.cancelled("the call has ended"), true)
-  self.inbox = {}
+  local ctx = self.ctx
+  if not ctx._cancel_status then ctx:_end() end
+  self.inbox, self.first = nil, nil
   srv:_changed()
   local hooks = self.ctx._on_done
   if hooks then
@@ -570,7 +625,7 @@ end
 --- Seconds left before the deadline (nil without one; 0 once passed).
 function Ctx:time_remaining()
   if not self.deadline then return nil end
-  return math.max(0, self.deadline - self._call.rt:now())
+  return math.max(0, self.deadline - self._call.server.rt:now())
 end
 
 --- true, status once the call is cancelled (client reset, deadline, connection gone).
@@ -582,30 +637,47 @@ end
 
 -- propagation: outgoing calls made with { ctx = ctx } inherit the cancellation
 function Ctx:_attach(child)
-  if self._cancel_status then
-    if self._ended then
-      return status.cancelled("the parent call has ended")
-    end
-    return self._cancel_status
+  if self._ended then return status.cancelled("the parent call has ended") end
+  if self._cancel_status then return self._cancel_status end
+  local children = self._children
+  if not children then
+    children = setmetatable({}, WEAK_KEYS)
+    self._children = children
   end
-  self._children[child] = true
+  children[child] = true
   child.ctx_parent = self
   return nil
 end
 
-function Ctx:_detach(child) self._children[child] = nil end
+function Ctx:_detach(child)
+  local children = self._children
+  if children then children[child] = nil end
+end
 
-function Ctx:_cancel(st, ended)
-  if self._cancel_status then return end
+-- cancels what was started with { ctx = ctx } (children) with st
+local function cancel_children(ctx, st)
+  local children = ctx._children
+  if children then
+    ctx._children = nil
+    for child in pairs(children) do child:_cancel(st) end
+  end
+end
+
+function Ctx:_cancel(st)
+  if self._cancel_status or self._ended then return end
   self._cancel_status = st
-  self._ended = ended
-  for child in pairs(self._children) do child:_cancel(st) end
-  self._children = setmetatable({}, { __mode = "k" })
+  cancel_children(self, st)
   -- a sleeping handler wakes with the status
   local task = self._call.task
-  if task and task.parker and task.parker.cancellable and not ended then
-    self._call.rt:unpark(task.parker, nil, st)
+  if task and task.parker and task.parker.cancellable then
+    self._call.server.rt:unpark(task.parker, nil, st)
   end
+end
+
+-- the call ended with its own status: children started under it are cancelled
+function Ctx:_end()
+  self._ended = true
+  if self._children then cancel_children(self, status.cancelled("the call has ended")) end
 end
 
 ---------------------------------------------------------------------------------------------
