@@ -143,6 +143,28 @@ describe("lgrpc.channel", function()
     srv:shutdown(0)
   end)
 
+  it("returns response headers as they arrive, before any message, to a task waiting for them", function()
+    local srv, port = kit.server{
+      ServerStream = function(req, stream)
+        assert(stream:send_headers{ ["x-first"] = "early" })
+        lgrpc.sleep(0.5)
+        stream:send{ n = req.n }
+      end,
+    }
+    local ch = kit.channel(port)
+    local c = ch:stub("lgrpctest.Echo"):ServerStream{ n = 7 }
+    -- one task reads the messages (and so waits on the call too), this one waits for headers
+    local reader = lgrpc.spawn(function() return c:recv().n end)
+    local t0 = lgrpc.now()
+    assert.are.equal("early", c:headers():get("x-first"))
+    assert.is_true(lgrpc.now() - t0 < 0.4, "headers waited for the first message")
+    assert.is_false(c:done())
+    assert.are.same({ true, 7 }, { reader:wait() })
+    assert.is_true(c:status():ok())
+    ch:close()
+    srv:shutdown(0)
+  end)
+
   it("runs call:on_done once with the final status and counts messages and bytes", function()
     local srv, port = kit.server({
       Unary = function(req) return { text = req.text .. "!" } end,

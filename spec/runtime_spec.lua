@@ -78,4 +78,49 @@ describe("lgrpc runtime", function()
     assert.is_nil(ok)
     assert.matches("the loop is already running", err)
   end)
+
+  it("runs task after task, each with its own arguments, results and errors", function()
+    local rt = lgrpc.runtime.default()
+    local log, logged = rt.log, {}
+    rt.log = function(msg) logged[#logged + 1] = msg end
+    local tasks = {}
+    for i = 1, 300 do
+      if i % 50 == 0 then
+        tasks[i] = lgrpc.spawn(function(n) error("task " .. n .. " fails") end, i)
+      elseif i % 7 == 0 then
+        tasks[i] = lgrpc.spawn(function(...) return select("#", ...) end)
+      else
+        tasks[i] = lgrpc.spawn(function(a, b, c)
+          if a % 3 == 0 then lgrpc.sleep(0) end
+          return a, b, c
+        end, i, nil, "c" .. i)
+      end
+      -- a few finish before the next is spawned, the rest together
+      if i % 10 == 0 then lgrpc.run() end
+    end
+    lgrpc.run()
+    rt.log = log
+    assert.are.equal(6, #logged)
+    assert.matches("lgrpc: task failed: .*task 50 fails", logged[1])
+    for i = 1, 300 do
+      if i % 50 == 0 then
+        local ok, err = tasks[i]:wait()
+        assert.is_nil(ok)
+        assert.matches("task " .. i .. " fails", err)
+      elseif i % 7 == 0 then
+        assert.are.same({ true, 0 }, { tasks[i]:wait() })
+      else
+        assert.are.same({ true, i, nil, "c" .. i, n = 4 }, table.pack(tasks[i]:wait()))
+      end
+      assert.is_false(tasks[i]:alive())
+    end
+    -- a finished task's arguments are not kept by the runtime
+    local weak = setmetatable({}, { __mode = "k" })
+    lgrpc.spawn(function(arg) weak[arg] = true end, {})
+    lgrpc.run()
+    if jit then jit.flush() end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(weak))
+  end)
 end)

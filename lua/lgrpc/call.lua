@@ -38,20 +38,37 @@ local function wrap_md(t)
   return metadata.from_table(t)
 end
 
+-- The request record handed to session:request, which reads it before returning: one for all
+-- calls.
+local request = {}
+
+-- The timer that ends the call at its deadline (a closure kept out of call.new, which LuaJIT
+-- then compiles).
+local function deadline_timer(self, deadline)
+  return self.rt:at(deadline, function()
+    self.deadline_timer = nil
+    self:_deadline()
+  end)
+end
+
 --- call.new(channel, path, kind, codec, opts): kind is "unary", "server_stream",
 -- "client_stream" or "bidi"; codec { encode = fn(msg) -> bytes|nil,err, decode = fn(bytes) };
 -- opts: timeout (s), deadline (absolute runtime s), metadata, wait_for_ready, ctx, authority.
 function call.new(ch, path, kind, codec, opts)
   local rt = ch.rt
   local creds = call.credentials_of(ch, opts)
+  -- inbox (received messages, ihead..itail), sent (requests kept for a replay) and waiters
+  -- (tasks in wait_change) are made when first needed. The fields every call sets later are
+  -- named here too, so the table is made at its final size.
   local self = setmetatable({
     ch = ch, rt = rt, path = path, kind = kind, codec = codec,
     wait_for_ready = opts.wait_for_ready,
     authority = opts.authority,
-    inbox = {}, ihead = 1, itail = 0, inbox_bytes = 0,
+    ihead = 1, itail = 0, inbox_bytes = 0,
     nrecv = 0, recv_bytes = 0, nsent = 0, sent_bytes_total = 0,
-    sent = {}, sent_bytes = 0, replayable = true, attempts = 0,
-    waiters = {},
+    sent_bytes = 0, replayable = true, attempts = 0, headers_waiting = 0,
+    conn = nil, stream = nil, st = nil, committed = nil, half_closed = nil, inbox = nil,
+    sent = nil, waiters = nil, headers_raw = nil, trailers_raw = nil, deadline = nil,
   }, Call)
   local md = opts.metadata
   local m
@@ -92,10 +109,7 @@ function call.new(ch, path, kind, codec, opts)
       self:_finish(status.deadline_exceeded("deadline exceeded before the call started"))
       return self
     end
-    self.deadline_timer = rt:at(deadline, function()
-      self.deadline_timer = nil
-      self:_deadline()
-    end)
+    self.deadline_timer = deadline_timer(self, deadline)
   end
   if creds then
     local st = self:_credentials(creds, m or metadata.new(), opts)
@@ -111,9 +125,9 @@ end
 
 --- The credentials functions for a call: the channel's, then the call's (false: none).
 function call.credentials_of(ch, opts)
-  local list = {}
   local cc, oc = ch.opts.credentials, opts.credentials
-  if oc == false then return nil end
+  if oc == false or (cc == nil and oc == nil) then return nil end
+  local list = {}
   if cc ~= nil then list[#list + 1] = cc end
   if oc ~= nil then list[#list + 1] = oc end
   for _, fn in ipairs(list) do
@@ -162,13 +176,15 @@ end
 function Call:_open(conn)
   if self.st then return end
   self.attempts = self.attempts + 1
-  local req = { path = self.path, metadata = self.md, authority = self.authority }
+  local req = request
+  req.path, req.metadata, req.authority, req.timeout = self.path, self.md, self.authority, nil
   if self.deadline then
     local ms = math.ceil((self.deadline - self.rt:now()) * 1000)
     if ms < 1 then ms = 1 end
     req.timeout = ms
   end
   local stream, err = conn.session:request(req)
+  req.path, req.metadata, req.authority = nil, nil, nil
   if not stream then
     local st = call.status_from_error(err, status.UNAVAILABLE)
     if st.code == status.UNAVAILABLE and self.attempts < MAX_ATTEMPTS then
@@ -181,16 +197,18 @@ function Call:_open(conn)
     return
   end
   self.conn, self.stream = conn, stream
-  self.stream_id = stream:id()
-  conn.calls[self.stream_id] = self
-  for i = 1, #self.sent do
-    local ok, e = stream:send_message(self.sent[i])
-    if not ok then
-      self:_cancel(call.status_from_error(e))
-      return
+  conn.calls[stream] = self
+  local sent = self.sent
+  if sent then
+    for i = 1, #sent do
+      local ok, e = stream:send_message(sent[i])
+      if not ok then
+        self:_cancel(call.status_from_error(e))
+        return
+      end
     end
+    if not self.replayable then self.sent = nil end
   end
-  if not self.replayable then self.sent = {} end
   if self.half_closed then stream:close_send() end
   self.rt:changed(self)
 end
@@ -205,14 +223,14 @@ function Call:_finish(st)
     st = status.unimplemented("the server sent no response message for " .. self.path)
   end
   self.st = st
-  if self.conn and self.stream_id then self.conn.calls[self.stream_id] = nil end
+  if self.conn and self.stream then self.conn.calls[self.stream] = nil end
   if self.deadline_timer then
     self.rt:cancel_timer(self.deadline_timer)
     self.deadline_timer = nil
   end
   if self.ctx_parent then self.ctx_parent:_detach(self) end
   self.ch:_forget(self)
-  self.sent = {}
+  self.sent = nil
   live = live - 1
   self.rt:release()
   self.rt:changed(self)
@@ -249,7 +267,7 @@ function Call:_event(ev)
   local t = ev.type
   if t == "message" then
     self.committed = true
-    if self.replayable then self.sent, self.replayable = {}, false end
+    if self.replayable then self.sent, self.replayable = nil, false end
     if self.nrecv >= 1 and (self.kind == "unary" or self.kind == "client_stream") then
       self:_cancel(status.unimplemented("the server sent more than one response message for " ..
         self.path))
@@ -257,8 +275,10 @@ function Call:_event(ev)
     end
     self.nrecv = self.nrecv + 1
     self.recv_bytes = self.recv_bytes + #ev.data
-    self.itail = self.itail + 1
-    self.inbox[self.itail] = ev.data
+    local itail = self.itail + 1
+    self.itail = itail
+    local inbox = self.inbox
+    if not inbox then self.inbox = { [itail] = ev.data } else inbox[itail] = ev.data end
     self.inbox_bytes = self.inbox_bytes + #ev.data
     -- backpressure for streaming responses only (a single response must let the status in)
     local waiting = self.itail - self.ihead + 1
@@ -270,19 +290,21 @@ function Call:_event(ev)
     self.rt:changed(self)
   elseif t == "headers" then
     self.committed = true
-    if self.replayable then self.sent, self.replayable = {}, false end
-    self.headers_md = wrap_md(ev.metadata)
-    self.rt:changed(self)
+    if self.replayable then self.sent, self.replayable = nil, false end
+    -- the metadata object is made when asked for (Call:headers); only a task waiting there
+    -- wakes (a unary call's task, waiting for the response, sleeps on)
+    self.headers_raw = ev.metadata or false
+    if self.headers_waiting > 0 then self.rt:changed(self) end
   elseif t == "status" then
     if ev.refused and not self.committed and self.replayable and self.attempts < MAX_ATTEMPTS then
       -- the server never processed this stream: run it again on another connection
-      if self.conn then self.conn.calls[self.stream_id] = nil end
-      self.stream, self.conn, self.stream_id = nil, nil, nil
+      if self.conn then self.conn.calls[self.stream] = nil end
+      self.stream, self.conn = nil, nil
       self.ch:_acquire(self)
       return
     end
-    self.trailers_md = wrap_md(ev.metadata)
-    if ev.trailers_only and not self.headers_md then self.headers_md = metadata.new() end
+    self.trailers_raw = ev.metadata or false
+    if ev.trailers_only and self.headers_raw == nil then self.headers_raw = false end
     local code = ev.code
     if type(code) ~= "number" or code < 0 or code > 16 then code = status.UNKNOWN end
     self:_finish(status.from_trailer(code, ev.message or "", ev.details, self.ch.pool,
@@ -307,10 +329,11 @@ function Call:send(msg)
   self.nsent = self.nsent + 1
   self.sent_bytes_total = self.sent_bytes_total + #bytes
   if self.replayable then
-    self.sent[#self.sent + 1] = bytes
+    local sent = self.sent
+    if not sent then self.sent = { bytes } else sent[#sent + 1] = bytes end
     self.sent_bytes = self.sent_bytes + #bytes
     if self.sent_bytes > RETRY_BUFFER and self.stream then
-      self.sent, self.replayable = {}, false
+      self.sent, self.replayable = nil, false
     end
   end
   if not self.stream then
@@ -347,14 +370,21 @@ end
 --- call:recv() -> msg | nil, status (the final status: OK at a clean end of stream).
 function Call:recv()
   while true do
-    if self.ihead <= self.itail then
-      local bytes = self.inbox[self.ihead]
-      self.inbox[self.ihead] = nil
-      self.ihead = self.ihead + 1
+    local i = self.ihead
+    if i <= self.itail then
+      local inbox = self.inbox
+      local bytes = inbox[i]
+      inbox[i] = nil
       self.inbox_bytes = self.inbox_bytes - #bytes
-      if self.paused and self.ihead > self.itail then
-        self.paused = false
-        if self.stream and not self.st then self.stream:resume() end
+      if i == self.itail then
+        -- drained: the next message goes to inbox[1] again
+        self.ihead, self.itail = 1, 0
+        if self.paused then
+          self.paused = false
+          if self.stream and not self.st then self.stream:resume() end
+        end
+      else
+        self.ihead = i + 1
       end
       local msg, err = self.codec.decode(bytes)
       if msg == nil then
@@ -389,8 +419,17 @@ end
 
 --- Response headers (waits for them); an empty metadata object for a trailers-only response.
 function Call:headers()
-  while not self.headers_md and not self.st do self.rt:wait_change(self) end
-  return self.headers_md or metadata.new()
+  while self.headers_raw == nil and not self.st do
+    self.headers_waiting = self.headers_waiting + 1
+    self.rt:wait_change(self)
+    self.headers_waiting = self.headers_waiting - 1
+  end
+  local md = self.headers_md
+  if not md then
+    md = wrap_md(self.headers_raw or nil)
+    self.headers_md = md
+  end
+  return md
 end
 
 -- Waiting for the end without reading every message: stop holding the stream back.
@@ -405,7 +444,12 @@ end
 function Call:trailers()
   unpause(self)
   while not self.st do self.rt:wait_change(self) end
-  return self.trailers_md or metadata.new()
+  local md = self.trailers_md
+  if not md then
+    md = wrap_md(self.trailers_raw or nil)
+    self.trailers_md = md
+  end
+  return md
 end
 
 --- The final status (waits for the end of the call).

@@ -223,7 +223,9 @@ end
 
 --- A call is over: drop it from the queue of waiting calls.
 function Channel:_forget(c)
-  for i, p in ipairs(self.pending) do
+  local pending = self.pending
+  if pending[1] == nil then return end
+  for i, p in ipairs(pending) do
     if p == c then table.remove(self.pending, i) return end
   end
 end
@@ -242,7 +244,7 @@ end
 function Conn:event(ev)
   local ch, t = self.ch, ev.type
   if ev.stream then
-    local c = self.calls[ev.stream:id()]
+    local c = self.calls[ev.stream]
     if c then c:_event(ev) end
     if self.draining and next(self.calls) == nil and not self.shut then
       self.shut = true
@@ -307,15 +309,13 @@ Channel.__close = Channel.close
 ---------------------------------------------------------------------------------------------
 -- calls, interceptors and stubs
 
-local function raw_codec()
-  return {
-    encode = function(msg)
-      if type(msg) ~= "string" then return nil, "raw call: message must be a string" end
-      return msg
-    end,
-    decode = function(bytes) return bytes end,
-  }
-end
+local RAW_CODEC = {
+  encode = function(msg)
+    if type(msg) ~= "string" then return nil, "raw call: message must be a string" end
+    return msg
+  end,
+  decode = function(bytes) return bytes end,
+}
 
 local function pool_codec(pool, input_type, output_type, dopts)
   return {
@@ -347,6 +347,45 @@ local function call_opts(ch, opts)
   return o
 end
 
+local NO_OPTS = {}
+
+-- The options a call without interceptors runs with: the caller's own table (call.new only
+-- reads it) unless the channel has defaults to merge into a copy.
+local function direct_opts(ch, opts)
+  local co = ch.opts
+  if co.timeout == nil and co.wait_for_ready == nil and not ch.default_md then
+    if opts == nil then return NO_OPTS end
+    if type(opts) ~= "table" then error("lgrpc: call options must be a table", 3) end
+    return opts
+  end
+  return call_opts(ch, opts)
+end
+
+-- The unary call at the end of the interceptor chain (or the whole of it without interceptors).
+local function unary(ch, path, codec, r, o)
+  local c = call.new(ch, path, "unary", codec, o)
+  local ok, st = c:send(r)
+  if not ok and c:done() then return nil, c:status(), c end
+  if not ok then c:cancel() return nil, st, c end
+  c:close_send()
+  local msg
+  msg, st = c:recv()
+  if msg == nil then return nil, st, c end
+  st = c:status()
+  if st.code ~= status.OK then return nil, st, c end
+  return msg, st, c
+end
+
+-- Sends the request of a server-streaming call; returns the call (and an error).
+local function start_stream(c, kind, req)
+  if kind == "server_stream" then
+    local ok, err = c:send(req)
+    if not ok and not c:done() then c:cancel() return c, err end
+    c:close_send()
+  end
+  return c
+end
+
 -- Runs the interceptor chain: each gets (request, opts, info, next).
 local function invoke_chain(list, which, info, final, req, opts)
   local n = #list
@@ -358,38 +397,35 @@ local function invoke_chain(list, which, info, final, req, opts)
   return step(1, req, opts)
 end
 
+local intercepted
+
 --- The call every stub method makes. kind: "unary" | "server_stream" | "client_stream" | "bidi".
 -- unary: returns response, status, call (nil, status, call on failure); server_stream: sends the
 -- request and returns the call; the streaming kinds return the call for send/recv.
 function Channel:_invoke(path, kind, codec, req, opts)
+  if self.interceptors[1] ~= nil then return intercepted(self, path, kind, codec, req, opts) end
+  -- no chain: no info record, no closures, no copy of the options (and nothing LuaJIT cannot
+  -- compile: this function makes no closure)
+  opts = direct_opts(self, opts)
+  if kind == "unary" then return unary(self, path, codec, req, opts) end
+  return start_stream(call.new(self, path, kind, codec, opts), kind, req)
+end
+
+-- _invoke through the channel's interceptors.
+function intercepted(self, path, kind, codec, req, opts)
   opts = call_opts(self, opts)
   local info = { method = path, kind = kind, channel = self,
     input_type = codec.input_type, output_type = codec.output_type }
   if kind == "unary" then
     return invoke_chain(self.interceptors, "unary", info, function(r, o)
-      local c = call.new(self, path, kind, codec, o)
-      local ok, st = c:send(r)
-      if not ok and c:done() then return nil, c:status(), c end
-      if not ok then c:cancel() return nil, st, c end
-      c:close_send()
-      local msg
-      msg, st = c:recv()
-      if msg == nil then return nil, st, c end
-      st = c:status()
-      if st.code ~= status.OK then return nil, st, c end
-      return msg, st, c
+      return unary(self, path, codec, r, o)
     end, req, opts)
   end
   local c, st = invoke_chain(self.interceptors, "stream", info, function(_, o)
     return call.new(self, path, kind, codec, o)
   end, nil, opts)
   if c == nil then return nil, st end
-  if kind == "server_stream" then
-    local ok, err = c:send(req)
-    if not ok and not c:done() then c:cancel() return c, err end
-    c:close_send()
-  end
-  return c
+  return start_stream(c, kind, req)
 end
 
 --- A raw call by full method path with byte-string messages: ch:call("/pkg.S/M", kind, req, opts)
@@ -399,7 +435,7 @@ function Channel:call(path, kind, req, opts)
   end
   kind = kind or "unary"
   if not KINDS[kind] then error("lgrpc: unknown call kind " .. tostring(kind), 2) end
-  return self:_invoke(path, kind, raw_codec(), req, opts)
+  return self:_invoke(path, kind, RAW_CODEC, req, opts)
 end
 
 --- ch:stub("pkg.Service") -> stub with one method per rpc:

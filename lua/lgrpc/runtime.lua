@@ -14,6 +14,12 @@ local function pack(...) return { n = select("#", ...), ... } end
 runtime.pack, runtime.unpack = pack, unpack
 
 local PARK = setmetatable({}, { __tostring = function() return "lgrpc.park" end })
+-- task.parker of a task blocked in wait_change (it has no values to receive, and is not
+-- cancellable like a sleep's)
+local CHANGE = setmetatable({}, { __tostring = function() return "lgrpc.wait_change" end })
+local NOVALS = { n = 0 }
+local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
+local co_running, co_status = coroutine.running, coroutine.status
 
 ---------------------------------------------------------------------------------------------
 -- the epoll driver
@@ -53,8 +59,9 @@ RT.__index = RT
 function runtime.new(driver)
   return setmetatable({
     driver = driver,
-    queue = {}, qhead = 1, qtail = 0,        -- ready tasks: { task, vals }
+    queue = {}, qhead = 1, qtail = 0,        -- ready tasks
     owned = setmetatable({}, { __mode = "k" }), -- coroutine -> task
+    workers = {},                            -- idle worker coroutines
     tasks = 0,                               -- live tasks
     holds = 0,                               -- other work that keeps run() going
     running = false,
@@ -87,9 +94,10 @@ end
 function RT:own(handle, owner) self.owners[handle] = owner end
 function RT:disown(handle) self.owners[handle] = nil end
 
-local function push(self, task, vals)
-  self.qtail = self.qtail + 1
-  self.queue[self.qtail] = { task, vals }
+local function push(self, task)
+  local n = self.qtail + 1
+  self.qtail = n
+  self.queue[n] = task
 end
 
 ---------------------------------------------------------------------------------------------
@@ -98,25 +106,56 @@ end
 local Task = {}
 Task.__index = Task
 
+-- Tasks run in worker coroutines: a worker runs one task's function, keeps its results in
+-- task.result, yields DONE and, back in the runtime's pool of idle workers, waits for the next
+-- task. A task that fails kills its worker (the traceback is taken from it).
+local DONE = setmetatable({}, { __tostring = function() return "lgrpc.task_done" end })
+local WORKERS_MAX = 128 -- idle workers kept
+
+local function worker(task)
+  while true do
+    local fn, args = task.fn, task.args
+    task.fn, task.args = nil, nil
+    if args then
+      task.result = pack(true, fn(unpack(args, 1, args.n)))
+    else
+      task.result = pack(true, fn())
+    end
+    -- hold nothing of this task while idle
+    task, fn, args = nil, nil, nil
+    task = co_yield(DONE)
+  end
+end
+
 --- Runs fn(...) in a new task (a coroutine the runtime owns); returns the task.
 -- task:wait() blocks until it ends and returns true, results... or nil, error.
 function RT:spawn(fn, ...)
   if type(fn) ~= "function" then error("lgrpc.spawn: function expected, got " .. type(fn), 2) end
-  local task = { rt = self, done = false, waiters = {} }
-  setmetatable(task, Task)
-  local args = pack(...)
-  task.co = coroutine.create(function() return fn(unpack(args, 1, args.n)) end)
-  self.owned[task.co] = task
+  local co
+  local idle = self.workers
+  local n = #idle
+  if n > 0 then
+    co = idle[n]
+    idle[n] = nil
+  else
+    co = co_create(worker)
+  end
+  local task = setmetatable({ rt = self, done = false, co = co, fn = fn, args = nil,
+    result = nil, parker = nil, waiting = nil }, Task)
+  if select("#", ...) > 0 then task.args = pack(...) end
+  self.owned[co] = task
   self.tasks = self.tasks + 1
-  push(self, task, pack())
+  push(self, task)
   return task
 end
 
---- The task running now, or nil outside lgrpc's coroutines.
-function RT:current()
-  local co = coroutine.running()
+local function current(self)
+  local co = co_running()
   return co and self.owned[co] or nil
 end
+
+--- The task running now, or nil outside lgrpc's coroutines.
+function RT:current() return current(self) end
 
 local function finish(self, task, res)
   task.done = true
@@ -129,21 +168,36 @@ local function finish(self, task, res)
       self.log("lgrpc: task failed: " .. tostring(res[2]))
     end
   end
-  for _, p in ipairs(task.waiters) do self:unpark(p) end
-  task.waiters = {}
+  local ws = task.waiters
+  if ws then
+    task.waiters = nil
+    for _, p in ipairs(ws) do self:unpark(p) end
+  end
 end
 
-local function resume(self, task, vals)
+local function resume(self, task)
   local co = task.co
-  local res = pack(coroutine.resume(co, unpack(vals, 1, vals.n)))
-  if coroutine.status(co) == "dead" then
-    if not res[1] and task.traceback ~= false then
-      res[2] = debug.traceback(co, tostring(res[2]))
-    end
-    finish(self, task, res)
-  elseif res[2] ~= PARK then
+  local ok, r
+  if task.fn then
+    -- the first resume hands the worker its task
+    ok, r = co_resume(co, task)
+  else
+    ok, r = co_resume(co)
+  end
+  if r == DONE and ok then
+    finish(self, task, task.result)
+    local idle = self.workers
+    local n = #idle
+    if n < WORKERS_MAX and co_status(co) == "suspended" then idle[n + 1] = co end
+  elseif not ok then
+    if task.traceback ~= false then r = debug.traceback(co, tostring(r)) end
+    finish(self, task, { false, r, n = 2 })
+  elseif co_status(co) == "dead" then
+    -- a coroutine that returned: a detached run_now worker whose function has ended
+    finish(self, task, task.result or { true, n = 1 })
+  elseif r ~= PARK then
     -- a plain coroutine.yield() from user code: let others run, then continue
-    push(self, task, pack())
+    push(self, task)
   end
 end
 
@@ -210,7 +264,9 @@ function Task:wait()
   if not self.done then
     self.error_handled = true
     local p = {}
-    self.waiters[#self.waiters + 1] = p
+    local ws = self.waiters
+    if not ws then ws = {} self.waiters = ws end
+    ws[#ws + 1] = p
     self.rt:park(p)
   end
   local r = self.result
@@ -230,7 +286,7 @@ function Task:alive() return not self.done end
 -- runs: raises, since nothing would ever resume it.
 function RT:park(p, deadline)
   if not p.done then
-    local task = self:current()
+    local task = current(self)
     if not task and self.running then
       error("lgrpc: blocking call from a coroutine lgrpc does not own " ..
         "(run it with lgrpc.spawn, or in a handler)", 3)
@@ -242,7 +298,7 @@ function RT:park(p, deadline)
     if task then
       p.task = task
       task.parker = p
-      coroutine.yield(PARK)
+      co_yield(PARK)
       task.parker = nil
     else
       self:run_until(function() return p.done end)
@@ -255,10 +311,21 @@ function RT:park(p, deadline)
 end
 
 --- Blocks until rt:changed(obj) is called: the wait/notify of calls and server calls, whose
--- waiters live in obj.waiters (an array).
+-- waiters live in obj.waiters (an array, made on the first wait). Callers check their
+-- condition again afterwards.
 function RT:wait_change(obj)
-  local p = {}
   local ws = obj.waiters
+  if not ws then ws = {} obj.waiters = ws end
+  local task = current(self)
+  if task then
+    -- a task waits as itself: no parking record
+    ws[#ws + 1] = task
+    task.parker, task.waiting = CHANGE, obj
+    co_yield(PARK)
+    task.parker, task.waiting = nil, nil
+    return
+  end
+  local p = {}
   ws[#ws + 1] = p
   self:park(p)
 end
@@ -266,17 +333,30 @@ end
 --- Wakes everything waiting on obj (see wait_change).
 function RT:changed(obj)
   local ws = obj.waiters
-  if #ws == 0 then return end
-  obj.waiters = {}
-  for _, p in ipairs(ws) do self:unpark(p) end
+  if not ws then return end
+  local n = #ws
+  if n == 0 then return end
+  for i = 1, n do
+    local w = ws[i]
+    ws[i] = nil
+    if w.co then
+      -- a task in wait_change, unless something else woke it since
+      if w.waiting == obj then
+        w.waiting = nil
+        push(self, w)
+      end
+    else
+      self:unpark(w)
+    end
+  end
 end
 
 --- Wakes what waits on p (at most once; later calls are ignored).
 function RT:unpark(p, ...)
   if p.done then return false end
   p.done = true
-  p.vals = pack(...)
-  if p.task then push(self, p.task, pack()) end
+  if select("#", ...) == 0 then p.vals = NOVALS else p.vals = pack(...) end
+  if p.task then push(self, p.task) end
   return true
 end
 
@@ -330,10 +410,11 @@ end
 
 local function run_ready(self)
   while self.qhead <= self.qtail do
-    local item = self.queue[self.qhead]
-    self.queue[self.qhead] = nil
-    self.qhead = self.qhead + 1
-    resume(self, item[1], item[2])
+    local queue, i = self.queue, self.qhead
+    local task = queue[i]
+    queue[i] = nil
+    self.qhead = i + 1
+    resume(self, task)
   end
   self.qhead, self.qtail = 1, 0
 end
