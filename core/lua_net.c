@@ -422,6 +422,15 @@ static void setstr(lua_State *L, const char *k, const char *s, size_t n)
   lua_setfield(L, -2, k);
 }
 
+/* Whether an event gets a metadata table: always, except on a coalescing session when the
+ * fields carry no custom metadata at all. */
+static int want_metadata(lua_State *L, int sidx, const lgrpc_h2_field *f)
+{
+  if (!((lsession *)lua_touserdata(L, sidx))->coalesce) return 1;
+  for (; f; f = f->next) if (f->kind == LGRPC_HF_MD) return 1;
+  return 0;
+}
+
 /* Pushes one event record; returns 0 (pushing nothing) when it has nothing to say. */
 static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
 {
@@ -468,8 +477,10 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
     set_field_str(L, ev->fields, LGRPC_HF_ENCODING, "encoding");
     set_field_str(L, ev->fields, LGRPC_HF_ACCEPT_ENCODING, "accept_encoding");
     set_field_str(L, ev->fields, LGRPC_HF_CONTENT_TYPE, "content_type");
-    push_metadata(L, ev->fields);
-    lua_setfield(L, -2, "metadata");
+    if (want_metadata(L, sidx, ev->fields)) {
+      push_metadata(L, ev->fields);
+      lua_setfield(L, -2, "metadata");
+    }
     break;
   case LGRPC_EV_MESSAGE:
     setstr(L, "data", ev->data ? ev->data : "", ev->len);
@@ -484,8 +495,10 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
     if (ev->type == LGRPC_EV_STATUS) {
       if (ev->details) setstr(L, "details", ev->details, ev->detailslen);
       set_field_str(L, ev->fields, LGRPC_HF_ACCEPT_ENCODING, "accept_encoding");
-      push_metadata(L, ev->fields);
-      lua_setfield(L, -2, "metadata");
+      if (want_metadata(L, sidx, ev->fields)) {
+        push_metadata(L, ev->fields);
+        lua_setfield(L, -2, "metadata");
+      }
       lua_pushboolean(L, ev->trailers_only);
       lua_setfield(L, -2, "trailers_only");
       if (ev->http_status) setint(L, "http_status", ev->http_status);
@@ -518,7 +531,8 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
 #define COALESCE_SLOTS 512          /* table size; at most half of it filled */
 typedef struct coalesced {
   lgrpc_h2_stream *stream;
-  lgrpc_h2_event *req, *msg, *half;
+  lgrpc_h2_event *req, *msg, *half; /* server: request, message, half-close; client: response
+                                     * headers, message, status */
   int open;                         /* still taking this stream's events into the request */
   int delivered;                    /* the request went out with msg (and half) inside */
 } coalesced;
@@ -544,7 +558,7 @@ static int coalesce_pairs(coalesced *t, lgrpc_h2_event *ev)
   int used = 0, any = 0;
   for (; ev; ev = ev->next) {
     if (!ev->stream) continue;
-    if (ev->type == LGRPC_EV_REQUEST) {
+    if (ev->type == LGRPC_EV_REQUEST || ev->type == LGRPC_EV_HEADERS) {
       if (used >= COALESCE_SLOTS / 2) continue;
       coalesced *c = coalesce_slot(t, ev->stream, 1);
       if (!c || c->req) continue;    /* a second request on one stream cannot happen; ignore */
@@ -558,7 +572,8 @@ static int coalesce_pairs(coalesced *t, lgrpc_h2_event *ev)
     if (ev->type == LGRPC_EV_MESSAGE && !c->msg && !ev->compressed) {
       c->msg = ev;
       any = 1;
-    } else if (ev->type == LGRPC_EV_HALF_CLOSE && c->msg) {
+    } else if (c->msg && ((c->req->type == LGRPC_EV_REQUEST && ev->type == LGRPC_EV_HALF_CLOSE) ||
+                          (c->req->type == LGRPC_EV_HEADERS && ev->type == LGRPC_EV_STATUS))) {
       c->half = ev;
       c->open = 0;
     } else {
@@ -597,7 +612,25 @@ static int push_events(lua_State *L, int sidx, int arr, int n, int with_session,
     if (ev->type == LGRPC_EV_CLOSED) *closed = 1;
     coalesced *c = pairs && ev->stream ? coalesce_slot(table, ev->stream, 0) : NULL;
     if (c && c->delivered && (ev == c->msg || ev == c->half)) {
-      /* already delivered inside its request */
+      /* already delivered inside its request or response */
+    } else if (c && ev == c->req && ev->type == LGRPC_EV_HEADERS && c->msg && c->half) {
+      /* a whole response (headers, one message, status): one `status` record carrying
+       * `headers = true`, `headers_metadata` and `data` */
+      luaL_checkstack(L, 24, "building transport events");
+      push_event(L, sidx, c->half);
+      if (with_session) {
+        lua_pushvalue(L, sidx);
+        lua_setfield(L, -2, "session");
+      }
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "headers");
+      if (want_metadata(L, sidx, ev->fields)) {
+        push_metadata(L, ev->fields);
+        lua_setfield(L, -2, "headers_metadata");
+      }
+      setstr(L, "data", c->msg->data ? c->msg->data : "", c->msg->len);
+      c->delivered = 1;
+      lua_rawseti(L, arr, ++n);
     } else {
       luaL_checkstack(L, 24, "building transport events");
       if (push_event(L, sidx, ev)) {
@@ -605,7 +638,7 @@ static int push_events(lua_State *L, int sidx, int arr, int n, int with_session,
           lua_pushvalue(L, sidx);
           lua_setfield(L, -2, "session");
         }
-        if (c && ev == c->req && c->msg) {
+        if (c && ev == c->req && c->msg && ev->type == LGRPC_EV_REQUEST) {
           c->delivered = 1;
           setstr(L, "data", c->msg->data ? c->msg->data : "", c->msg->len);
           if (c->half) {

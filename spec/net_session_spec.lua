@@ -166,6 +166,41 @@ describe("net session", function()
       end
     end)
 
+    it("folds a whole response (headers, one message, status) into the status on a client", function()
+      local p = pair.new({}, {})
+      p.client:coalesce(true)
+      local a = request(p, "/pkg.S/A", { { "a" } }, true)
+      local b = request(p, "/pkg.S/B", { { "b" } }, true)
+      local _, se = p.run()
+      local srv = {}
+      for _, e in ipairs(se) do if e.type == "request" then srv[e.path] = e.stream end end
+      -- A: one message and the status; B: two messages (not folded), with trailer metadata
+      assert(srv["/pkg.S/A"]:send_message("ra"))
+      assert(srv["/pkg.S/A"]:send_status(0, ""))
+      assert(srv["/pkg.S/B"]:send_headers({ ["x-h"] = "1" }))
+      assert(srv["/pkg.S/B"]:send_message("rb1"))
+      assert(srv["/pkg.S/B"]:send_message("rb2"))
+      assert(srv["/pkg.S/B"]:send_status(5, "gone", { ["x-t"] = "2" }))
+      local ce = p.run()
+      local by = {}
+      for _, e in ipairs(ce) do
+        local k = e.stream == a and "a" or e.stream == b and "b"
+        by[k] = by[k] or {}
+        by[k][#by[k] + 1] = e
+      end
+      assert.are.equal(1, #by.a)
+      assert.are.equal("status", by.a[1].type)
+      assert.is_true(by.a[1].headers)
+      assert.are.equal("ra", by.a[1].data)
+      assert.are.equal(0, by.a[1].code)
+      assert.is_nil(by.a[1].metadata)           -- no trailer metadata: no table
+      assert.is_nil(by.a[1].headers_metadata)
+      assert.same({ "headers", "message", "message", "status" }, pair.types(by.b))
+      assert.same({ "1" }, by.b[1].metadata["x-h"])
+      assert.same({ "2" }, by.b[4].metadata["x-t"])
+      assert.are.equal(5, by.b[4].code)
+    end)
+
     it("keeps metadata, and leaves compressed messages and other sessions' events alone", function()
       local p = pair.new({}, {})
       p.server:coalesce(true)

@@ -262,39 +262,55 @@ function Call:_cancel(st)
 end
 
 --- Stream events, from the channel's connection.
+-- a response message (its bytes) arrived
+function Call:_event_message(data)
+  self.committed = true
+  if self.replayable then self.sent, self.replayable = nil, false end
+  if self.nrecv >= 1 and (self.kind == "unary" or self.kind == "client_stream") then
+    self:_cancel(status.unimplemented("the server sent more than one response message for " ..
+      self.path))
+    return
+  end
+  self.nrecv = self.nrecv + 1
+  self.recv_bytes = self.recv_bytes + #data
+  local itail = self.itail + 1
+  self.itail = itail
+  local inbox = self.inbox
+  if not inbox then self.inbox = { [itail] = data } else inbox[itail] = data end
+  self.inbox_bytes = self.inbox_bytes + #data
+  -- backpressure for streaming responses only (a single response must let the status in)
+  local waiting = self.itail - self.ihead + 1
+  if not self.paused and (self.kind == "server_stream" or self.kind == "bidi") and
+      (waiting >= INBOX_PAUSE_COUNT or (waiting >= 2 and self.inbox_bytes >= INBOX_PAUSE_BYTES)) then
+    self.paused = true
+    self.stream:pause()
+  end
+  self.rt:changed(self)
+end
+
+-- the response headers (their raw metadata table, or nil) arrived
+function Call:_event_headers(md)
+  self.committed = true
+  if self.replayable then self.sent, self.replayable = nil, false end
+  -- the metadata object is made when asked for (Call:headers); only a task waiting there
+  -- wakes (a unary call's task, waiting for the response, sleeps on)
+  self.headers_raw = md or false
+  if self.headers_waiting > 0 then self.rt:changed(self) end
+end
+
 function Call:_event(ev)
   if self.st then return end
   local t = ev.type
+  if t == "status" and ev.headers then
+    -- a coalesced response (session:coalesce): its headers and one message, then this status
+    self:_event_headers(ev.headers_metadata)
+    self:_event_message(ev.data)
+    if self.st then return end
+  end
   if t == "message" then
-    self.committed = true
-    if self.replayable then self.sent, self.replayable = nil, false end
-    if self.nrecv >= 1 and (self.kind == "unary" or self.kind == "client_stream") then
-      self:_cancel(status.unimplemented("the server sent more than one response message for " ..
-        self.path))
-      return
-    end
-    self.nrecv = self.nrecv + 1
-    self.recv_bytes = self.recv_bytes + #ev.data
-    local itail = self.itail + 1
-    self.itail = itail
-    local inbox = self.inbox
-    if not inbox then self.inbox = { [itail] = ev.data } else inbox[itail] = ev.data end
-    self.inbox_bytes = self.inbox_bytes + #ev.data
-    -- backpressure for streaming responses only (a single response must let the status in)
-    local waiting = self.itail - self.ihead + 1
-    if not self.paused and (self.kind == "server_stream" or self.kind == "bidi") and
-        (waiting >= INBOX_PAUSE_COUNT or (waiting >= 2 and self.inbox_bytes >= INBOX_PAUSE_BYTES)) then
-      self.paused = true
-      self.stream:pause()
-    end
-    self.rt:changed(self)
+    self:_event_message(ev.data)
   elseif t == "headers" then
-    self.committed = true
-    if self.replayable then self.sent, self.replayable = nil, false end
-    -- the metadata object is made when asked for (Call:headers); only a task waiting there
-    -- wakes (a unary call's task, waiting for the response, sleeps on)
-    self.headers_raw = ev.metadata or false
-    if self.headers_waiting > 0 then self.rt:changed(self) end
+    self:_event_headers(ev.metadata)
   elseif t == "status" then
     if ev.refused and not self.committed and self.replayable and self.attempts < MAX_ATTEMPTS then
       -- the server never processed this stream: run it again on another connection

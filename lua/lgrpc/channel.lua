@@ -152,6 +152,8 @@ function Channel:_connect()
     self:_connect_failed(tostring(err))
     return
   end
+  -- a whole unary response arrives as one event (transport.md, session:coalesce)
+  if session.coalesce then session:coalesce(true) end
   local conn = setmetatable({ ch = self, session = session, calls = {}, ready = false }, Conn)
   self.conn = conn
   self.conns[conn] = true

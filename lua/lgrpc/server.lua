@@ -193,7 +193,7 @@ function Server:event(ev)
     Conn)
   self.conns[conn] = true
   self.rt:own(ev.session, conn)
-  ev.session:coalesce(true)
+  if ev.session.coalesce then ev.session:coalesce(true) end   -- one event per unary request
   if self.closing then ev.session:shutdown(0) end
 end
 
