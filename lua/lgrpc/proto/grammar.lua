@@ -417,7 +417,8 @@ G.group = node("group", field(V"label", "label") * field(Cp(), "type_pos") * gro
   field(Cp(), "type_pos") * Cmt(Cp() * #kw"group", label_required) * group_rest)
 G.oneofGroup = node("group", field(V"label", "label") ^ -1 * field(Cp(), "type_pos") * group_rest)
 
-G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(Cp(), "lt_pos") * sym"<" *
+-- map<K, V> name = N [options]; after the optional label
+local map_body = P"map" * skip * field(Cp(), "lt_pos") * sym"<" *
   Cmt(Cp(), function() current_type = "map"; return true end) *
   field(Cp(), "key_pos") * field(expect(field_type, "Expected type name."), "key_type") *
   expect(sym",", 'Expected ",".') *
@@ -425,20 +426,13 @@ G.mapField = node("map", field(V"label", "label") ^ -1 * P"map" * skip * field(C
   expect(sym">", 'Expected ">".') *
   field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
   (sym"=" + fail("Missing field number.")) * field_number *
-  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".')
+G.mapField = node("map", field(V"label", "label") ^ -1 * map_body)
 
 -- The usual statement of a message body starts with a label: read the label once, then the
 -- map, group or field it belongs to (once a label has matched, one of the three matches or
 -- raises, as the unlabelled rules below would after reading the label again).
-local map_tail = Ct(P"map" * skip * field(Cp(), "lt_pos") * sym"<" *
-  Cmt(Cp(), function() current_type = "map"; return true end) *
-  field(Cp(), "key_pos") * field(expect(field_type, "Expected type name."), "key_type") *
-  expect(sym",", 'Expected ",".') *
-  field(Cp(), "type_pos") * field(expect(field_type, "Expected type name."), "type") *
-  expect(sym">", 'Expected ">".') *
-  field(Cp(), "name_pos") * field(expect(ident, "Expected field name."), "name") *
-  (sym"=" + fail("Missing field number.")) * field_number *
-  field(V"fieldOptions", "options") ^ -1 * expect(sym";", 'Expected ";".'))
+local map_tail = Ct(map_body)
 local group_tail = #kw"group" * Ct(field(Cp(), "type_pos") * group_rest)
 -- pos, label, then the map's or group's node or the field's type_pos .. options
 local function labelled_node(pos, label, a, type_name, name_pos, name, number_pos, number, options)
