@@ -723,8 +723,9 @@ static int se_send_pending(lua_State *L)
   return 1;
 }
 
-/* session:coalesce(on): request events carry the first message and the half-close when they
- * arrived together (see coalesce_request); the server turns this on for its connections. */
+/* session:coalesce(on): a request's first message and half-close, or a whole response, come as
+ * one event when they are in one batch (see coalesce_pairs); the server and the channel turn it
+ * on for their connections. */
 static int se_coalesce(lua_State *L)
 {
   lsession *ls = checkud(L, 1, MT_SESSION);
