@@ -203,7 +203,9 @@ end
 
 -- Pooled workers for run_now: a coroutine that runs fn(a, b), then yields IDLE to wait for
 -- the next one. A worker whose fn had to park is "detached": it becomes an ordinary task,
--- returns when fn ends, and is not reused.
+-- returns when fn ends, and is not reused. A pool apart from spawn's workers because a run that
+-- ends without waiting must cost no task record, argument pack or result pack: each worker keeps
+-- one task record, reused while the worker is idle.
 local IDLE = setmetatable({}, { __tostring = function() return "lgrpc.idle" end })
 local MAX_IDLE_WORKERS = 64
 
