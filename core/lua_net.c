@@ -528,7 +528,7 @@ static int push_event(lua_State *L, int sidx, lgrpc_h2_event *ev)
  * pairs each request with the next events of its own stream (a small open-addressing table
  * keyed by stream); the second pass pushes the request with them and skips them where they
  * stood. Each stream's own events keep their order. */
-#define COALESCE_SLOTS 512          /* table size; at most half of it filled */
+#define COALESCE_SLOTS 512          /* largest table; at most half of it filled */
 typedef struct coalesced {
   lgrpc_h2_stream *stream;
   lgrpc_h2_event *req, *msg, *half; /* server: request, message, half-close; client: response
@@ -537,11 +537,13 @@ typedef struct coalesced {
   int delivered;                    /* the request went out with msg (and half) inside */
 } coalesced;
 
-static coalesced *coalesce_slot(coalesced *t, lgrpc_h2_stream *st, int insert)
+/* t has `size` slots, a power of two (bits = log2 size) */
+static coalesced *coalesce_slot(coalesced *t, size_t size, int bits, lgrpc_h2_stream *st,
+                                int insert)
 {
-  size_t h = ((uintptr_t)st >> 4) * 0x9E3779B97F4A7C15ull >> 55; /* 9 bits: 512 slots */
-  for (size_t i = 0; i < COALESCE_SLOTS; i++) {
-    coalesced *c = &t[(h + i) & (COALESCE_SLOTS - 1)];
+  size_t h = (size_t)(((uintptr_t)st >> 4) * 0x9E3779B97F4A7C15ull >> (64 - bits));
+  for (size_t i = 0; i < size; i++) {
+    coalesced *c = &t[(h + i) & (size - 1)];
     if (c->stream == st) return c;
     if (!c->stream) {
       if (!insert) return NULL;
@@ -553,21 +555,21 @@ static coalesced *coalesce_slot(coalesced *t, lgrpc_h2_stream *st, int insert)
 }
 
 /* Pass 1: pairs requests with their first message and half-close. Returns 1 if any. */
-static int coalesce_pairs(coalesced *t, lgrpc_h2_event *ev)
+static int coalesce_pairs(coalesced *t, size_t size, int bits, lgrpc_h2_event *ev)
 {
   int used = 0, any = 0;
   for (; ev; ev = ev->next) {
     if (!ev->stream) continue;
     if (ev->type == LGRPC_EV_REQUEST || ev->type == LGRPC_EV_HEADERS) {
-      if (used >= COALESCE_SLOTS / 2) continue;
-      coalesced *c = coalesce_slot(t, ev->stream, 1);
+      if ((size_t)used >= size / 2) continue;
+      coalesced *c = coalesce_slot(t, size, bits, ev->stream, 1);
       if (!c || c->req) continue;    /* a second request on one stream cannot happen; ignore */
       c->req = ev;
       c->open = 1;
       used++;
       continue;
     }
-    coalesced *c = coalesce_slot(t, ev->stream, 0);
+    coalesced *c = coalesce_slot(t, size, bits, ev->stream, 0);
     if (!c || !c->open) continue;
     if (ev->type == LGRPC_EV_MESSAGE && !c->msg && !ev->compressed) {
       c->msg = ev;
@@ -602,15 +604,20 @@ static int push_events(lua_State *L, int sidx, int arr, int n, int with_session,
   lsession *ls = lua_touserdata(L, sidx);
   *closed = 0;
   coalesced table[COALESCE_SLOTS];
-  int pairs = 0;
+  size_t size = 0;
+  int bits = 0, pairs = 0;
   if (ls->coalesce && ev && ev->next) {
-    memset(table, 0, sizeof table);
-    pairs = coalesce_pairs(table, ev);
+    /* a table twice the batch (capped), so a small batch clears a few slots, not 20 KiB */
+    size_t nev = 0;
+    for (lgrpc_h2_event *e = ev; e && nev < COALESCE_SLOTS / 2; e = e->next) nev++;
+    for (size = 8, bits = 3; size < 2 * nev; size <<= 1) bits++;
+    memset(table, 0, size * sizeof table[0]);
+    pairs = coalesce_pairs(table, size, bits, ev);
   }
   while (ev) {
     lgrpc_h2_event *next = ev->next;
     if (ev->type == LGRPC_EV_CLOSED) *closed = 1;
-    coalesced *c = pairs && ev->stream ? coalesce_slot(table, ev->stream, 0) : NULL;
+    coalesced *c = pairs && ev->stream ? coalesce_slot(table, size, bits, ev->stream, 0) : NULL;
     if (c && c->delivered && (ev == c->msg || ev == c->half)) {
       /* already delivered inside its request or response */
     } else if (c && ev == c->req && ev->type == LGRPC_EV_HEADERS && c->msg && c->half) {
